@@ -1,0 +1,47 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { importStoryFile } from '../../content/import-story-file.ts';
+import type { AppFactory } from '../main.ts';
+
+interface ImportFlags {
+  slug?: string;
+  date?: string;
+  title?: string;
+  author?: string;
+  tags?: string;
+  draft?: boolean;
+  content?: string;
+}
+
+/** `gazette import FILE.txt`: a plain-text article → content/stories/<slug>.md. */
+export function registerImport(program: Command, makeApp: AppFactory): void {
+  program
+    .command('import')
+    .description('turn a plain-text article into a story file in content/stories/')
+    .argument('<file>', 'the plain-text article')
+    .option('--slug <slug>', 'file name and URL of the story (default: from the title)')
+    .option('--date <iso>', 'publication date, ISO 8601 with timezone (default: now)')
+    .option('--title <title>', 'story title (default: the first heading-like line)')
+    .option('--author <name>', 'author name')
+    .option('--tags <list>', 'comma-separated tags')
+    .option('--draft', 'mark the story as a draft (kept out of feeds and emails until you remove the flag)')
+    .option('--content <dir>', 'content folder (default: GAZETTE_CONTENT_DIR or ./content)')
+    .action(async (file: string, flags: ImportFlags) => {
+      const app = makeApp({ contentDir: flags.content && path.resolve(flags.content) });
+      const result = await importStoryFile(path.resolve(file), app.config.contentDir, {
+        slug: flags.slug,
+        date: flags.date,
+        title: flags.title,
+        author: flags.author,
+        tags: flags.tags?.split(',').map((tag) => tag.trim()).filter(Boolean),
+        draft: flags.draft,
+        now: app.now(),
+      });
+      process.stdout.write(`wrote ${path.relative(process.cwd(), result.path)}\n`);
+      for (const guess of result.imported.guesses) {
+        const value = guess.value.length > 90 ? `${guess.value.slice(0, 87)}...` : guess.value;
+        const fix = ['summary', 'faq'].includes(guess.field) ? 'edit the file' : `--${guess.field} or edit the file`;
+        process.stdout.write(`  guessed ${guess.field}: ${value}   (${fix})\n`);
+      }
+    });
+}

@@ -1,0 +1,122 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+
+const positiveNumber = (fallback: number) =>
+  z.coerce.number().positive().default(fallback);
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === '' ? undefined : value));
+
+/** Environment variables Gazette reads, each with its default; the only place that reads process.env. */
+const envSchema = z.object({
+  /** Folder with site.yaml and stories/. */
+  GAZETTE_CONTENT_DIR: z.string().default('./content'),
+  /** Folder the feeds are written to by `gazette build`. */
+  GAZETTE_FEEDS_DIR: z.string().default('./feeds'),
+  /** Folder of templates/email and templates/web. */
+  GAZETTE_TEMPLATES_DIR: z.string().default('./templates'),
+  /** Runtime state: SQLite file, outbox/, generated secret. */
+  GAZETTE_DATA_DIR: z.string().default('./data'),
+  /** Database URL; unset means the SQLite file data/gazette.db. */
+  DATABASE_URL: optionalString,
+  /** redis://… puts the queue on BullMQ; unset keeps it in SQLite. */
+  REDIS_URL: optionalString,
+  /** smtp://user:pass@host:port or smtps://…; unset writes .eml files to data/outbox/. */
+  SMTP_URL: optionalString.refine(
+    (value) => value === undefined || /^smtps?:\/\//.test(value),
+    'expected a URL starting with smtp:// or smtps://',
+  ),
+  /** Messages per second across all workers of this process. */
+  GAZETTE_RATE: positiveNumber(50),
+  /** Messages sent at once. */
+  GAZETTE_CONCURRENCY: z.coerce.number().int().positive().default(5),
+  /** DKIM signing domain, selector and private key file: all three or none. */
+  DKIM_DOMAIN: optionalString,
+  DKIM_SELECTOR: optionalString,
+  DKIM_PRIVATE_KEY_FILE: optionalString,
+  /** Token signing key; unset means one generated once into the data dir. */
+  GAZETTE_SECRET: optionalString.refine(
+    (value) => value === undefined || value.length >= 16,
+    'expected at least 16 characters',
+  ),
+  /** Bearer token for /api; unset turns the admin API off. */
+  GAZETTE_ADMIN_TOKEN: optionalString,
+  /** HTTP port of `gazette serve`. */
+  PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  /** Public URL of the server, used in links inside emails; defaults to http://localhost:PORT. */
+  BASE_URL: optionalString.refine(
+    (value) => value === undefined || /^https?:\/\//.test(value),
+    'expected an absolute http(s) URL',
+  ),
+  /** How late a missed scheduled fire may still run at start-up, in minutes. */
+  GAZETTE_SCHEDULE_GRACE_MINUTES: z.coerce.number().min(0).default(60),
+  /** pino log level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+/** The validated configuration of one Gazette process. */
+export interface Config {
+  contentDir: string;
+  feedsDir: string;
+  templatesDir: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  redisUrl: string | undefined;
+  smtpUrl: string | undefined;
+  rate: number;
+  concurrency: number;
+  dkim: { domain: string; selector: string; privateKeyFile: string } | undefined;
+  secret: string | undefined;
+  adminToken: string | undefined;
+  port: number;
+  baseUrl: string | undefined;
+  scheduleGraceMs: number;
+  logLevel: string;
+}
+
+/** Reads and validates the environment once; throws ConfigError naming every wrong key. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `${issue.path.join('.')}: ${issue.message} (got ${JSON.stringify(pick(env, issue.path[0]))})`,
+    );
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const dkimKeys = [e.DKIM_DOMAIN, e.DKIM_SELECTOR, e.DKIM_PRIVATE_KEY_FILE];
+  const dkimSet = dkimKeys.filter((value) => value !== undefined).length;
+  if (dkimSet !== 0 && dkimSet !== 3) {
+    throw new ConfigError(
+      'invalid configuration:\nDKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE: set all three or none',
+    );
+  }
+  return {
+    contentDir: path.resolve(e.GAZETTE_CONTENT_DIR),
+    feedsDir: path.resolve(e.GAZETTE_FEEDS_DIR),
+    templatesDir: path.resolve(e.GAZETTE_TEMPLATES_DIR),
+    dataDir: path.resolve(e.GAZETTE_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    smtpUrl: e.SMTP_URL,
+    rate: e.GAZETTE_RATE,
+    concurrency: e.GAZETTE_CONCURRENCY,
+    dkim:
+      dkimSet === 3
+        ? { domain: e.DKIM_DOMAIN!, selector: e.DKIM_SELECTOR!, privateKeyFile: path.resolve(e.DKIM_PRIVATE_KEY_FILE!) }
+        : undefined,
+    secret: e.GAZETTE_SECRET,
+    adminToken: e.GAZETTE_ADMIN_TOKEN,
+    port: e.PORT,
+    baseUrl: e.BASE_URL?.replace(/\/+$/, ''),
+    scheduleGraceMs: e.GAZETTE_SCHEDULE_GRACE_MINUTES * 60_000,
+    logLevel: e.LOG_LEVEL,
+  };
+}
+
+function pick(env: NodeJS.ProcessEnv, key: PropertyKey | undefined): string | undefined {
+  return typeof key === 'string' ? env[key] : undefined;
+}

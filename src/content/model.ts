@@ -1,0 +1,73 @@
+/** A mailing list declared in site.yaml. */
+export interface MailingList {
+  slug: string;
+  name: string;
+  description: string;
+}
+
+/** The newsletter's identity, from content/site.yaml. */
+export interface Site {
+  title: string;
+  description: string;
+  /** Absolute URL of the public site, no trailing slash. */
+  baseUrl: string;
+  language: string;
+  /** IANA zone dates are shown in. */
+  timezone: string;
+  sender: { name: string; address: string; replyTo: string | undefined };
+  postalAddress: string;
+  lists: MailingList[];
+  feed: { limit: number; ttlMinutes: number };
+}
+
+/** An image shown with a story: absolute URL and alt text are required. */
+export interface StoryImage {
+  url: string;
+  alt: string;
+  width: number | undefined;
+  height: number | undefined;
+}
+
+/** One question and answer of a story's FAQ. */
+export interface FaqEntry {
+  q: string;
+  a: string;
+}
+
+/** A `##` section of a story body, already rendered to sanitized HTML. */
+export interface StorySection {
+  heading: string;
+  html: string;
+}
+
+/** A validated, rendered story: what feeds and emails are made from. */
+export interface Story {
+  slug: string;
+  title: string;
+  /** Publication instant. */
+  date: Date;
+  author: string;
+  summary: string;
+  tags: string[];
+  image: StoryImage | undefined;
+  faq: FaqEntry[];
+  draft: boolean;
+  /** Absolute URL of the story's web page. */
+  url: string;
+  /** Sanitized HTML of the Markdown body (intro and sections). */
+  bodyHtml: string;
+  /** Text before the first `##` heading, as sanitized HTML. */
+  introHtml: string;
+  sections: StorySection[];
+  /** Body plus the FAQ, as sanitized HTML: what feed readers get in full. */
+  contentHtml: string;
+  /** Path of the source file, relative to the content folder. */
+  sourceFile: string;
+}
+
+/** Everything `content/` holds once loaded and validated. */
+export interface Content {
+  site: Site;
+  /** Every valid story, drafts and future ones included, newest first. */
+  stories: Story[];
+}

@@ -1,0 +1,95 @@
+import path from 'node:path';
+import { publishedStories } from '../content/load-content.ts';
+import type { Content, MailingList, Story } from '../content/model.ts';
+import type { MessageSigner } from '../delivery/dkim.ts';
+import { prepareMessageTemplate, renderMessage } from '../delivery/mime-message.ts';
+import { InputError, NotFoundError } from '../errors.ts';
+import { writeFileAtomic } from '../fs/atomic-write.ts';
+import { recipientLinks } from '../links/recipient-links.ts';
+import type { TokenSigner } from '../links/tokens.ts';
+import { compileEdition } from '../render/compile-edition.ts';
+import type { EmailTemplates } from '../render/email-templates.ts';
+import { fillSlots, escapeValuesForHtml, type RecipientValues } from '../render/slots.ts';
+import { composeEdition, DEFAULT_DIGEST_SIZE } from './compose-edition.ts';
+
+/** What to preview, and where to write it. */
+export interface PreviewRequest {
+  content: Content;
+  templates: EmailTemplates;
+  tokens: TokenSigner;
+  signMessage: MessageSigner;
+  outDir: string;
+  now: Date;
+  /** Slug of the story to preview; undefined with `digest` previews a digest. */
+  story?: string | undefined;
+  digest?: boolean | undefined;
+  list?: string | undefined;
+}
+
+/** The files a preview wrote. */
+export interface PreviewResult {
+  name: string;
+  files: { html: string; text: string; eml: string };
+  htmlBytes: number;
+}
+
+/** The made-up subscriber previews are addressed to. */
+export const SAMPLE_RECIPIENT = { id: 0, email: 'reader@example.com', name: 'Sample Reader' };
+
+/** Renders one edition for the sample recipient and writes NAME.html, NAME.txt and NAME.eml. */
+export async function writePreview(request: PreviewRequest): Promise<PreviewResult> {
+  const { content, now } = request;
+  const list = pickList(content, request.list);
+  const published = publishedStories(content, now);
+  let stories: Story[];
+  let name: string;
+  if (request.story) {
+    const story = content.stories.find((s) => s.slug === request.story);
+    if (!story) throw new NotFoundError(`no story with slug "${request.story}" in ${content.stories.length} stories`);
+    stories = [story];
+    name = story.slug;
+  } else {
+    stories = published.slice(0, DEFAULT_DIGEST_SIZE);
+    name = request.digest ? 'digest' : (stories[0]?.slug ?? 'digest');
+    if (!request.digest) stories = stories.slice(0, 1);
+  }
+  if (stories.length === 0) throw new InputError('nothing to preview: no published story (drafts and future stories are left out)');
+  const kind = request.story || !request.digest ? 'story' : 'digest';
+  const edition = await compileEdition(request.templates, composeEdition(content.site, list, kind, stories, now));
+  const links = recipientLinks(content.site, request.tokens, SAMPLE_RECIPIENT.id);
+  const values: RecipientValues = {
+    greeting: `Hello ${SAMPLE_RECIPIENT.name},`,
+    email: SAMPLE_RECIPIENT.email,
+    unsubscribe_url: links.unsubscribeUrl,
+    preferences_url: links.preferencesUrl,
+  };
+  const html = fillSlots(edition.html, escapeValuesForHtml(values));
+  const text = fillSlots(edition.text, values);
+  const raw = renderMessage(prepareMessageTemplate(content.site, list, edition), {
+    email: SAMPLE_RECIPIENT.email,
+    name: SAMPLE_RECIPIENT.name,
+    values,
+    unsubscribeUrl: links.unsubscribeUrl,
+    unsubscribeMailto: links.unsubscribeMailto,
+    messageKey: `preview.${name}.${now.getTime()}`,
+    date: now,
+    extraHeaders: { 'X-Gazette-Preview': 'yes' },
+  });
+  const files = {
+    html: path.join(request.outDir, `${name}.html`),
+    text: path.join(request.outDir, `${name}.txt`),
+    eml: path.join(request.outDir, `${name}.eml`),
+  };
+  await writeFileAtomic(files.html, html);
+  await writeFileAtomic(files.text, text);
+  await writeFileAtomic(files.eml, await request.signMessage(raw));
+  return { name, files, htmlBytes: Buffer.byteLength(html) };
+}
+
+/** The list named by slug, or the first list of site.yaml. */
+export function pickList(content: Content, slug: string | undefined): MailingList {
+  const lists = content.site.lists;
+  const list = slug ? lists.find((l) => l.slug === slug) : lists[0];
+  if (!list) throw new NotFoundError(`no list "${slug}" (known: ${lists.map((l) => l.slug).join(', ')})`);
+  return list;
+}

@@ -1,0 +1,68 @@
+import mjml2html from 'mjml';
+import type { MailingList, Site, Story } from '../content/model.ts';
+import { RenderError } from '../errors.ts';
+import type { DateFormatter, EmailTemplates } from './email-templates.ts';
+import { splitSlots, type SlotTemplate } from './slots.ts';
+
+/** What an edition is made of, as the renderer needs it. */
+export interface EditionRenderInput {
+  kind: 'story' | 'digest';
+  site: Site;
+  list: MailingList;
+  stories: Story[];
+  subject: string;
+  preheader: string;
+  /** Where "view in browser" leads. */
+  viewUrl: string;
+  /** The edition's date, printed in the header. */
+  date: Date;
+  /** Optional line above a digest's stories. */
+  intro?: string | undefined;
+}
+
+/** An edition rendered once: HTML and text with recipient slots still open. */
+export interface CompiledEdition {
+  subject: string;
+  preheader: string;
+  html: SlotTemplate;
+  text: SlotTemplate;
+}
+
+/** Renders Handlebars → MJML → HTML, and the text part, once for the whole edition. */
+export async function compileEdition(templates: EmailTemplates, input: EditionRenderInput): Promise<CompiledEdition> {
+  if (input.stories.length === 0) throw new RenderError(templates.mjml.file, 'an edition needs at least one story');
+  const formatDate = dateFormatter(input.site);
+  const context = {
+    ...input,
+    isDigest: input.kind === 'digest',
+    story: input.stories[0],
+    editionDate: formatDate(input.date),
+    formatDate,
+  };
+  const mjmlSource = templates.mjml.render(context);
+  const result = await mjml2html(mjmlSource, {
+    validationLevel: 'soft',
+    keepComments: false,
+    minify: true,
+    minifyOptions: { minifyCss: false },
+  });
+  const error = result.errors[0];
+  if (error) {
+    throw new RenderError(`${templates.mjml.file} (generated MJML)`, `${error.tagName}: ${error.message}`, {
+      line: error.line,
+    });
+  }
+  const text = templates.text.render(context).replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
+  return {
+    subject: input.subject,
+    preheader: input.preheader,
+    html: splitSlots(result.html),
+    text: splitSlots(text),
+  };
+}
+
+/** The date format of emails and pages: long form, in the site's language and zone. */
+export function dateFormatter(site: Site): DateFormatter {
+  const format = new Intl.DateTimeFormat(site.language, { dateStyle: 'long', timeZone: site.timezone });
+  return (date) => format.format(date);
+}

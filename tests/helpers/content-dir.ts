@@ -1,0 +1,36 @@
+import { cp, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository's templates/ folder. */
+export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates', import.meta.url));
+
+/** The golden fixture: site.yaml plus the golden story. */
+export const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/golden', import.meta.url));
+
+/** A throwaway content folder: the golden site.yaml plus the given story files. */
+export async function tempContentDir(stories: Record<string, string>, options: { withGolden?: boolean } = {}): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'gazette-content-'));
+  await cp(path.join(GOLDEN_DIR, 'site.yaml'), path.join(dir, 'site.yaml'));
+  await mkdir(path.join(dir, 'stories'));
+  if (options.withGolden) await cp(path.join(GOLDEN_DIR, 'stories', 'golden.md'), path.join(dir, 'stories', 'golden.md'));
+  for (const [name, text] of Object.entries(stories)) await writeFile(path.join(dir, 'stories', name), text);
+  return dir;
+}
+
+/** A valid story file; `fields` replace or add front matter lines. */
+export function storyFile(fields: Record<string, string> = {}, body = 'Body text.\n\n## Section\n\nMore text.\n'): string {
+  const base: Record<string, string> = {
+    title: '"A story"',
+    date: '2025-07-01T08:00:00+02:00',
+    author: '"Ann Writer"',
+    summary: '"What it is about."',
+    tags: '[World]',
+    ...fields,
+  };
+  const lines = Object.entries(base)
+    .filter(([, value]) => value !== '')
+    .map(([key, value]) => `${key}: ${value}`);
+  return `---\n${lines.join('\n')}\n---\n${body}`;
+}
