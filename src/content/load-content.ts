@@ -146,7 +146,7 @@ function zodIssues(error: ZodError, file: string, yaml: ParsedYaml): ContentIssu
         file,
         field: fieldPath.map(String).join('.') || '(front matter)',
         line: yaml.lineOf(fieldPath),
-        message: issue.code === 'invalid_type' && issue.input === undefined ? `required: ${issue.message.replace(/, got nothing$/, '')}` : issue.message,
+        message: issue.message.endsWith(', got nothing') ? `required: ${issue.message.slice(0, -', got nothing'.length)}` : issue.message,
       };
     });
   });

@@ -40,10 +40,10 @@ export function prepareMessageTemplate(site: Site, list: MailingList, edition: C
   const senderDomain = site.sender.address.split('@')[1] ?? 'localhost';
   const boundary = `----gazette-${randomBytes(12).toString('hex')}`;
   const headers = [
-    `From: ${formatAddress(site.sender.address, site.sender.name)}`,
+    foldHeader(`From: ${formatAddress(site.sender.address, site.sender.name)}`),
     site.sender.replyTo ? `Reply-To: ${site.sender.replyTo}` : '',
-    `Subject: ${encodeHeaderText(edition.subject)}`,
-    `List-Id: ${encodeHeaderText(list.name)} <${list.slug}.${senderDomain}>`,
+    foldHeader(`Subject: ${encodeHeaderText(edition.subject)}`),
+    foldHeader(`List-Id: ${encodeHeaderText(list.name)} <${list.slug}.${senderDomain}>`),
     `List-Unsubscribe-Post: List-Unsubscribe=One-Click`,
   ].filter(Boolean);
   const partHeader = (type: string) =>
@@ -61,7 +61,7 @@ export function prepareMessageTemplate(site: Site, list: MailingList, edition: C
 /** Builds one recipient's whole RFC 5322 message from the shared template: a few string joins. */
 export function renderMessage(template: MessageTemplate, recipient: MessageRecipient): string {
   const perRecipient = [
-    `To: ${formatAddress(recipient.email, recipient.name)}`,
+    foldHeader(`To: ${formatAddress(recipient.email, recipient.name)}`),
     `Date: ${rfc5322Date(recipient.date)}`,
     `Message-ID: <${recipient.messageKey}@${template.senderDomain}>`,
     `List-Unsubscribe: <${recipient.unsubscribeUrl}>,\r\n <${recipient.unsubscribeMailto}>`,
@@ -112,6 +112,24 @@ function fillEncoded(template: SlotTemplate, values: RecipientValues): string {
 
 function encodeQp(text: string): string {
   return qpWrap(qpEncode(text.replace(/\r?\n/g, '\r\n')), 76);
+}
+
+/** Folds a header line at spaces so lines stay near 78 characters (RFC 5322 2.2.3). */
+export function foldHeader(line: string): string {
+  if (line.length <= 78) return line;
+  const words = line.split(' ');
+  let out = words[0]!;
+  let current = out.length;
+  for (const word of words.slice(1)) {
+    if (current + 1 + word.length > 78) {
+      out += `\r\n ${word}`;
+      current = 1 + word.length;
+    } else {
+      out += ` ${word}`;
+      current += 1 + word.length;
+    }
+  }
+  return out;
 }
 
 /** Encodes header text as RFC 2047 words when it is not plain ASCII. */
