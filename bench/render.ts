@@ -5,7 +5,7 @@ import { recipientLinks } from '../src/links/recipient-links.ts';
 import { TokenSigner } from '../src/links/tokens.ts';
 import { compileEdition } from '../src/render/compile-edition.ts';
 import { loadEmailTemplates } from '../src/render/email-templates.ts';
-import { escapeValuesForHtml, fillSlots, type RecipientValues } from '../src/render/slots.ts';
+import { escapeValuesForHtml, fillSlots, recipientValues, type RecipientValues } from '../src/render/slots.ts';
 import { BENCH_SITE, bestOf, syntheticStories } from './synthetic.ts';
 
 /** Render and feed benchmarks (issue: the build pipeline). Returns printable result lines. */
@@ -20,12 +20,12 @@ export async function benchRender(): Promise<string[]> {
 
   const personalize = (id: number) => {
     const links = recipientLinks(BENCH_SITE, signer, id);
-    const values: RecipientValues = {
+    const values: RecipientValues = recipientValues({
       greeting: `Hello Reader ${id},`,
       email: `reader${id}@example.com`,
       unsubscribe_url: links.unsubscribeUrl,
       preferences_url: links.preferencesUrl,
-    };
+    });
     return fillSlots(edition.html, escapeValuesForHtml(values)).length + fillSlots(edition.text, values).length;
   };
   const recipients = 10_000;
@@ -39,7 +39,7 @@ export async function benchRender(): Promise<string[]> {
   const naiveMs = await bestOf(1, async () => {
     for (let i = 0; i < naiveCount; i++) {
       const compiled = await compileEdition(templates, input);
-      fillSlots(compiled.html, escapeValuesForHtml({ greeting: 'Hi', email: 'x@example.com', unsubscribe_url: 'u', preferences_url: 'p' }));
+      fillSlots(compiled.html, escapeValuesForHtml(recipientValues({ greeting: 'Hi', email: 'x@example.com', unsubscribe_url: 'u', preferences_url: 'p' })));
     }
   });
   const naivePerSecond = naiveCount / (naiveMs / 1000);
@@ -48,7 +48,7 @@ export async function benchRender(): Promise<string[]> {
   const feed10k = syntheticStories(10_000);
   const feed1kMs = await bestOf(3, () => buildFeeds(BENCH_SITE, feed1k, new Date()));
   const feed10kMs = await bestOf(3, () => buildFeeds(BENCH_SITE, feed10k, new Date()));
-  const htmlKb = Buffer.byteLength(fillSlots(edition.html, escapeValuesForHtml({ greeting: 'Hi', email: 'x@example.com', unsubscribe_url: 'u', preferences_url: 'p' }))) / 1024;
+  const htmlKb = Buffer.byteLength(fillSlots(edition.html, escapeValuesForHtml(recipientValues({ greeting: 'Hi', email: 'x@example.com', unsubscribe_url: 'u', preferences_url: 'p' })))) / 1024;
 
   return [
     `render: MJML compile of a 6-story digest (warm, best of 20): ${compileMs.toFixed(1)} ms (${htmlKb.toFixed(1)} KB HTML)`,

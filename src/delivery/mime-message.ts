@@ -3,7 +3,7 @@ import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
 import type { MailingList, Site } from '../content/model.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
-import { escapeValuesForHtml, type RecipientValues, type SlotTemplate } from '../render/slots.ts';
+import { escapeValuesForHtml, mapValues, type RecipientValues, type SlotTemplate } from '../render/slots.ts';
 
 /**
  * Everything of a message that all recipients of an edition share, encoded once:
@@ -26,8 +26,9 @@ export interface MessageRecipient {
   name?: string | undefined;
   /** Values for the edition's recipient slots (raw, not escaped). */
   values: RecipientValues;
-  unsubscribeUrl: string;
-  unsubscribeMailto: string;
+  /** List-Unsubscribe targets; undefined for transactional mail (confirmations). */
+  unsubscribeUrl: string | undefined;
+  unsubscribeMailto: string | undefined;
   /** Left part of the Message-ID: stable per delivery, so a retried send keeps its id. */
   messageKey: string;
   date: Date;
@@ -36,15 +37,16 @@ export interface MessageRecipient {
 }
 
 /** Encodes the parts every recipient of an edition shares; call once per edition. */
-export function prepareMessageTemplate(site: Site, list: MailingList, edition: CompiledEdition): MessageTemplate {
+export function prepareMessageTemplate(site: Site, list: MailingList | undefined, edition: CompiledEdition): MessageTemplate {
   const senderDomain = site.sender.address.split('@')[1] ?? 'localhost';
   const boundary = `----gazette-${randomBytes(12).toString('hex')}`;
   const headers = [
     foldHeader(`From: ${formatAddress(site.sender.address, site.sender.name)}`),
     site.sender.replyTo ? `Reply-To: ${site.sender.replyTo}` : '',
     foldHeader(`Subject: ${encodeHeaderText(edition.subject)}`),
-    foldHeader(`List-Id: ${encodeHeaderText(list.name)} <${list.slug}.${senderDomain}>`),
-    `List-Unsubscribe-Post: List-Unsubscribe=One-Click`,
+    // Only list messages carry list headers; a confirmation email is transactional.
+    list ? foldHeader(`List-Id: ${encodeHeaderText(list.name)} <${list.slug}.${senderDomain}>`) : '',
+    list ? `List-Unsubscribe-Post: List-Unsubscribe=One-Click` : '',
   ].filter(Boolean);
   const partHeader = (type: string) =>
     `--${boundary}\r\nContent-Type: ${type}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n`;
@@ -64,11 +66,13 @@ export function renderMessage(template: MessageTemplate, recipient: MessageRecip
     foldHeader(`To: ${formatAddress(recipient.email, recipient.name)}`),
     `Date: ${rfc5322Date(recipient.date)}`,
     `Message-ID: <${recipient.messageKey}@${template.senderDomain}>`,
-    `List-Unsubscribe: <${recipient.unsubscribeUrl}>,\r\n <${recipient.unsubscribeMailto}>`,
+    recipient.unsubscribeUrl ? `List-Unsubscribe: <${recipient.unsubscribeUrl}>,\r\n <${recipient.unsubscribeMailto}>` : '',
     ...Object.entries(recipient.extraHeaders ?? {}).map(([key, value]) => `${key}: ${encodeHeaderText(value)}`),
     'MIME-Version: 1.0',
     `Content-Type: multipart/alternative; boundary="${template.boundary}"`,
-  ].join('\r\n');
+  ]
+    .filter(Boolean)
+    .join('\r\n');
   const textValues = encodeValues(recipient.values);
   const htmlValues = encodeValues(escapeValuesForHtml(recipient.values));
   return (
@@ -95,12 +99,7 @@ function encodeSlotTemplate(template: SlotTemplate, prefix: string, suffix: stri
 }
 
 function encodeValues(values: RecipientValues): RecipientValues {
-  return {
-    greeting: encodeQp(values.greeting) + '=\r\n',
-    email: encodeQp(values.email) + '=\r\n',
-    unsubscribe_url: encodeQp(values.unsubscribe_url) + '=\r\n',
-    preferences_url: encodeQp(values.preferences_url) + '=\r\n',
-  };
+  return mapValues(values, (value) => encodeQp(value) + '=\r\n');
 }
 
 function fillEncoded(template: SlotTemplate, values: RecipientValues): string {

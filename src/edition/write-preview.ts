@@ -9,7 +9,7 @@ import { recipientLinks } from '../links/recipient-links.ts';
 import type { TokenSigner } from '../links/tokens.ts';
 import { compileEdition } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
-import { fillSlots, escapeValuesForHtml, type RecipientValues } from '../render/slots.ts';
+import { fillSlots, escapeValuesForHtml, recipientValues, type RecipientValues } from '../render/slots.ts';
 import { composeEdition, DEFAULT_DIGEST_SIZE } from './compose-edition.ts';
 
 /** What to preview, and where to write it. */
@@ -57,12 +57,12 @@ export async function writePreview(request: PreviewRequest): Promise<PreviewResu
   const kind = request.story || !request.digest ? 'story' : 'digest';
   const edition = await compileEdition(request.templates, composeEdition(content.site, list, kind, stories, now));
   const links = recipientLinks(content.site, request.tokens, SAMPLE_RECIPIENT.id);
-  const values: RecipientValues = {
+  const values: RecipientValues = recipientValues({
     greeting: `Hello ${SAMPLE_RECIPIENT.name},`,
     email: SAMPLE_RECIPIENT.email,
     unsubscribe_url: links.unsubscribeUrl,
     preferences_url: links.preferencesUrl,
-  };
+  });
   const html = fillSlots(edition.html, escapeValuesForHtml(values));
   const text = fillSlots(edition.text, values);
   const raw = renderMessage(prepareMessageTemplate(content.site, list, edition), {

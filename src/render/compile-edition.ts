@@ -1,7 +1,7 @@
 import mjml2html from 'mjml';
 import type { MailingList, Site, Story } from '../content/model.ts';
 import { RenderError } from '../errors.ts';
-import type { DateFormatter, EmailTemplates } from './email-templates.ts';
+import type { DateFormatter, EmailTemplatePair, EmailTemplates } from './email-templates.ts';
 import { splitSlots, type SlotTemplate } from './slots.ts';
 
 /** What an edition is made of, as the renderer needs it. */
@@ -30,15 +30,24 @@ export interface CompiledEdition {
 
 /** Renders Handlebars → MJML → HTML, and the text part, once for the whole edition. */
 export async function compileEdition(templates: EmailTemplates, input: EditionRenderInput): Promise<CompiledEdition> {
-  if (input.stories.length === 0) throw new RenderError(templates.mjml.file, 'an edition needs at least one story');
+  if (input.stories.length === 0 && !input.intro) {
+    throw new RenderError(templates.edition.mjml.file, 'an edition needs at least one story');
+  }
   const formatDate = dateFormatter(input.site);
-  const context = {
+  return compileEmail(templates.edition, {
     ...input,
     isDigest: input.kind === 'digest',
     story: input.stories[0],
     editionDate: formatDate(input.date),
     formatDate,
-  };
+  });
+}
+
+/** Renders any email template pair once (MJML → HTML, and text), leaving recipient slots open. */
+export async function compileEmail(
+  templates: EmailTemplatePair,
+  context: { subject: string; preheader: string } & Record<string, unknown>,
+): Promise<CompiledEdition> {
   const mjmlSource = templates.mjml.render(context);
   const result = await mjml2html(mjmlSource, {
     validationLevel: 'soft',
@@ -54,8 +63,8 @@ export async function compileEdition(templates: EmailTemplates, input: EditionRe
   }
   const text = templates.text.render(context).replace(/[ \t]+\n/g, '\n').replace(/\n{3,}/g, '\n\n').trim() + '\n';
   return {
-    subject: input.subject,
-    preheader: input.preheader,
+    subject: context.subject,
+    preheader: context.preheader,
     html: splitSlots(result.html),
     text: splitSlots(text),
   };

@@ -11,16 +11,24 @@ export interface NamedTemplate {
   render: (context: object) => string;
 }
 
-/** The email templates of templates/email/, compiled once at start-up. */
-export interface EmailTemplates {
+/** An email's two templates: MJML for the HTML part, plain text for the text part. */
+export interface EmailTemplatePair {
   mjml: NamedTemplate;
   text: NamedTemplate;
+}
+
+/** The email templates of templates/email/, compiled once at start-up. */
+export interface EmailTemplates {
+  /** Editions: a full story or a digest (also the welcome email). */
+  edition: EmailTemplatePair;
+  /** The double opt-in confirmation request. */
+  confirm: EmailTemplatePair;
 }
 
 /** Formats a date the way emails print it, in the site's language and zone. */
 export type DateFormatter = (date: Date) => string;
 
-/** Loads templates/email/edition.mjml.hbs, edition.txt.hbs and partials/*.mjml.hbs into one Handlebars instance. */
+/** Loads templates/email/{edition,confirm}.{mjml,txt}.hbs and partials/*.mjml.hbs into one Handlebars instance. */
 export async function loadEmailTemplates(templatesDir: string): Promise<EmailTemplates> {
   const emailDir = path.join(templatesDir, 'email');
   const hbs = Handlebars.create();
@@ -32,10 +40,11 @@ export async function loadEmailTemplates(templatesDir: string): Promise<EmailTem
     const source = await readFile(file, 'utf8');
     hbs.registerPartial(name.replace(/\.mjml\.hbs$/, ''), precompileChecked(hbs, source, shown(templatesDir, file)));
   }
-  return {
-    mjml: await compileFile(hbs, templatesDir, path.join(emailDir, 'edition.mjml.hbs'), false),
-    text: await compileFile(hbs, templatesDir, path.join(emailDir, 'edition.txt.hbs'), true),
-  };
+  const pair = async (name: string): Promise<EmailTemplatePair> => ({
+    mjml: await compileFile(hbs, templatesDir, path.join(emailDir, `${name}.mjml.hbs`), false),
+    text: await compileFile(hbs, templatesDir, path.join(emailDir, `${name}.txt.hbs`), true),
+  });
+  return { edition: await pair('edition'), confirm: await pair('confirm') };
 }
 
 async function compileFile(hbs: typeof Handlebars, templatesDir: string, file: string, noEscape: boolean): Promise<NamedTemplate> {
@@ -91,8 +100,12 @@ function registerHelpers(hbs: typeof Handlebars): void {
   });
   hbs.registerHelper('upper', (text: unknown) => String(text ?? '').toLocaleUpperCase());
   hbs.registerHelper('htmlText', (html: unknown) => htmlToPlainText(String(html ?? '')));
-  // Card images are shown at most 544 px wide (600 minus padding); keep small images small.
-  hbs.registerHelper('cardImageWidth', (image: { width?: number }) => Math.min(image.width ?? 544, 544));
+  // Card images: at most 544 px wide (600 minus padding) and about 300 px tall, so a portrait
+  // picture cannot swamp a digest; small images stay small.
+  hbs.registerHelper('cardImageWidth', (image: { width?: number; height?: number }) => {
+    const byHeight = image.width && image.height ? Math.round((300 * image.width) / image.height) : 544;
+    return Math.min(image.width ?? 544, 544, byHeight);
+  });
 }
 
 /** Converts sanitized story HTML to the plain text of a text/plain part. */

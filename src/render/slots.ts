@@ -2,13 +2,25 @@ import { randomBytes } from 'node:crypto';
 import { escapeHtml } from './escape.ts';
 
 /** Fields that differ per recipient; everything else in an email is rendered once per edition. */
-export const RECIPIENT_FIELDS = ['greeting', 'email', 'unsubscribe_url', 'preferences_url'] as const;
+export const RECIPIENT_FIELDS = ['greeting', 'email', 'unsubscribe_url', 'preferences_url', 'action_url'] as const;
 
 /** One per-recipient field name. */
 export type RecipientField = (typeof RECIPIENT_FIELDS)[number];
 
-/** The values of every recipient field for one subscriber. */
+/** The values of every recipient field for one subscriber; `action_url` is the confirm link of a confirmation email. */
 export type RecipientValues = Record<RecipientField, string>;
+
+/** Recipient values with no action link, as list messages have. */
+export function recipientValues(values: Omit<RecipientValues, 'action_url'> & { action_url?: string }): RecipientValues {
+  return { action_url: '', ...values };
+}
+
+/** Applies `encode` to every recipient value. */
+export function mapValues(values: RecipientValues, encode: (value: string) => string): RecipientValues {
+  const out = {} as RecipientValues;
+  for (const field of RECIPIENT_FIELDS) out[field] = encode(values[field]);
+  return out;
+}
 
 /**
  * A rendered document cut at its recipient slots: parts[0] field[0] parts[1] … parts[n].
@@ -52,12 +64,7 @@ export function fillSlots(template: SlotTemplate, values: RecipientValues): stri
 
 /** HTML-escapes every recipient value, once per recipient, for use in the HTML part. */
 export function escapeValuesForHtml(values: RecipientValues): RecipientValues {
-  return {
-    greeting: escapeHtml(values.greeting),
-    email: escapeHtml(values.email),
-    unsubscribe_url: escapeHtml(values.unsubscribe_url),
-    preferences_url: escapeHtml(values.preferences_url),
-  };
+  return mapValues(values, escapeHtml);
 }
 
 /** Recipient fields that a template left unfilled: a preflight check reads this. */

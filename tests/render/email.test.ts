@@ -13,7 +13,7 @@ import { recipientLinks } from '../../src/links/recipient-links.ts';
 import { TokenSigner } from '../../src/links/tokens.ts';
 import { compileEdition } from '../../src/render/compile-edition.ts';
 import { loadEmailTemplates, type EmailTemplates } from '../../src/render/email-templates.ts';
-import { escapeValuesForHtml, fillSlots, type RecipientValues } from '../../src/render/slots.ts';
+import { escapeValuesForHtml, fillSlots, recipientValues, type RecipientValues } from '../../src/render/slots.ts';
 import { checkEml } from '../helpers/check-eml.ts';
 import { storyFile, tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 
@@ -29,7 +29,7 @@ beforeAll(async () => {
 
 function valuesFor(id: number, name: string, email: string): RecipientValues {
   const links = recipientLinks(content.site, signer, id);
-  return { greeting: `Hello ${name},`, email, unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl };
+  return recipientValues({ greeting: `Hello ${name},`, email, unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl });
 }
 
 async function goldenEdition(kind: 'story' | 'digest') {
