@@ -33,6 +33,8 @@ const envSchema = z.object({
   GAZETTE_RATE: positiveNumber(50),
   /** Messages sent at once. */
   GAZETTE_CONCURRENCY: z.coerce.number().int().positive().default(5),
+  /** How long a worker holds a job; a crashed worker's jobs are taken again after this. */
+  GAZETTE_LEASE_SECONDS: z.coerce.number().int().positive().default(300),
   /** DKIM signing domain, selector and private key file: all three or none. */
   DKIM_DOMAIN: optionalString,
   DKIM_SELECTOR: optionalString,
@@ -68,6 +70,7 @@ export interface Config {
   smtpUrl: string | undefined;
   rate: number;
   concurrency: number;
+  leaseMs: number;
   dkim: { domain: string; selector: string; privateKeyFile: string } | undefined;
   secret: string | undefined;
   adminToken: string | undefined;
@@ -104,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     smtpUrl: e.SMTP_URL,
     rate: e.GAZETTE_RATE,
     concurrency: e.GAZETTE_CONCURRENCY,
+    leaseMs: e.GAZETTE_LEASE_SECONDS * 1000,
     dkim:
       dkimSet === 3
         ? { domain: e.DKIM_DOMAIN!, selector: e.DKIM_SELECTOR!, privateKeyFile: path.resolve(e.DKIM_PRIVATE_KEY_FILE!) }

@@ -65,3 +65,24 @@ export class NotFoundError extends GazetteError {
     super('NOT_FOUND', message);
   }
 }
+
+/** A send failed for now (4xx, dropped connection, timeout): retry later. */
+export class TemporaryDeliveryError extends GazetteError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DELIVERY_TEMPORARY', message, options);
+  }
+}
+
+/** The receiving server refused this recipient for good (5xx): bounce and suppress. */
+export class PermanentDeliveryError extends GazetteError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('DELIVERY_PERMANENT', message, options);
+  }
+}
+
+/** The mail server refuses us as a whole (bad auth, 5xx to MAIL FROM): pause instead of burning the list. */
+export class TransportRejectedError extends GazetteError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TRANSPORT_REJECTED', message, options);
+  }
+}

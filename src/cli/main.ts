@@ -5,6 +5,10 @@ import { GazetteError } from '../errors.ts';
 import { registerBuild } from './commands/build.ts';
 import { registerImport } from './commands/import.ts';
 import { registerPreview } from './commands/preview.ts';
+import { registerServe } from './commands/serve.ts';
+import { registerEdition } from './commands/edition.ts';
+import { registerSend } from './commands/send.ts';
+import { registerWorker } from './commands/worker.ts';
 
 /** Gives commands the App, built once from the environment plus their own overrides. */
 export type AppFactory = (overrides?: Partial<Config>) => App;
@@ -19,6 +23,10 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerBuild(program, makeApp);
   registerPreview(program, makeApp);
   registerImport(program, makeApp);
+  registerServe(program, makeApp);
+  registerEdition(program, makeApp);
+  registerSend(program, makeApp);
+  registerWorker(program, makeApp);
   return program;
 }
 

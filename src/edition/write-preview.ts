@@ -1,13 +1,15 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { publishedStories } from '../content/load-content.ts';
-import type { Content, MailingList, Story } from '../content/model.ts';
+import type { Content, MailingList, Site, Story } from '../content/model.ts';
 import type { MessageSigner } from '../delivery/dkim.ts';
 import { prepareMessageTemplate, renderMessage } from '../delivery/mime-message.ts';
 import { InputError, NotFoundError } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
 import { recipientLinks } from '../links/recipient-links.ts';
 import type { TokenSigner } from '../links/tokens.ts';
-import { compileEdition } from '../render/compile-edition.ts';
+import { compileEdition, type CompiledEdition } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import { fillSlots, escapeValuesForHtml, recipientValues, type RecipientValues } from '../render/slots.ts';
 import { composeEdition, DEFAULT_DIGEST_SIZE } from './compose-edition.ts';
@@ -56,34 +58,61 @@ export async function writePreview(request: PreviewRequest): Promise<PreviewResu
   if (stories.length === 0) throw new InputError('nothing to preview: no published story (drafts and future stories are left out)');
   const kind = request.story || !request.digest ? 'story' : 'digest';
   const edition = await compileEdition(request.templates, composeEdition(content.site, list, kind, stories, now));
-  const links = recipientLinks(content.site, request.tokens, SAMPLE_RECIPIENT.id);
-  const values: RecipientValues = recipientValues({
-    greeting: `Hello ${SAMPLE_RECIPIENT.name},`,
-    email: SAMPLE_RECIPIENT.email,
-    unsubscribe_url: links.unsubscribeUrl,
-    preferences_url: links.preferencesUrl,
-  });
-  const html = fillSlots(edition.html, escapeValuesForHtml(values));
-  const text = fillSlots(edition.text, values);
-  const raw = renderMessage(prepareMessageTemplate(content.site, list, edition), {
-    email: SAMPLE_RECIPIENT.email,
-    name: SAMPLE_RECIPIENT.name,
-    values,
-    unsubscribeUrl: links.unsubscribeUrl,
-    unsubscribeMailto: links.unsubscribeMailto,
-    messageKey: `preview.${name}.${now.getTime()}`,
-    date: now,
-    extraHeaders: { 'X-Gazette-Preview': 'yes' },
-  });
+  return writeSample(request, content.site, list, edition, name);
+}
+
+/** Writes an already compiled edition for the sample recipient as NAME.html, NAME.txt and NAME.eml. */
+export async function writeSample(
+  request: Pick<PreviewRequest, 'tokens' | 'signMessage' | 'outDir' | 'now'>,
+  site: Site,
+  list: MailingList,
+  edition: CompiledEdition,
+  name: string,
+): Promise<PreviewResult> {
+  const sample = sampleMessage(request.tokens, site, list, edition, request.now, SAMPLE_RECIPIENT, { 'X-Gazette-Preview': 'yes' });
+  const { html, text, raw } = sample;
   const files = {
     html: path.join(request.outDir, `${name}.html`),
     text: path.join(request.outDir, `${name}.txt`),
     eml: path.join(request.outDir, `${name}.eml`),
   };
+  await mkdir(request.outDir, { recursive: true });
   await writeFileAtomic(files.html, html);
   await writeFileAtomic(files.text, text);
   await writeFileAtomic(files.eml, await request.signMessage(raw));
   return { name, files, htmlBytes: Buffer.byteLength(html) };
+}
+
+/** An edition rendered for one made-up recipient: the HTML and text parts and the whole message. */
+export function sampleMessage(
+  tokens: TokenSigner,
+  site: Site,
+  list: MailingList,
+  edition: CompiledEdition,
+  now: Date,
+  recipient: { id: number; email: string; name: string },
+  extraHeaders: Record<string, string>,
+  subjectPrefix = '',
+): { html: string; text: string; raw: string } {
+  const links = recipientLinks(site, tokens, recipient.id);
+  const values: RecipientValues = recipientValues({
+    greeting: `Hello ${recipient.name},`,
+    email: recipient.email,
+    unsubscribe_url: links.unsubscribeUrl,
+    preferences_url: links.preferencesUrl,
+  });
+  const compiled = subjectPrefix ? { ...edition, subject: `${subjectPrefix}${edition.subject}` } : edition;
+  const raw = renderMessage(prepareMessageTemplate(site, list, compiled), {
+    email: recipient.email,
+    name: recipient.name,
+    values,
+    unsubscribeUrl: links.unsubscribeUrl,
+    unsubscribeMailto: links.unsubscribeMailto,
+    messageKey: `sample.${randomBytes(6).toString('hex')}.${now.getTime()}`,
+    date: now,
+    extraHeaders,
+  });
+  return { html: fillSlots(edition.html, escapeValuesForHtml(values)), text: fillSlots(edition.text, values), raw };
 }
 
 /** The list named by slug, or the first list of site.yaml. */

@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { InputError } from '../../errors.ts';
+import { buildServer } from '../../server/server.ts';
+import type { AppFactory } from '../main.ts';
+
+/** `gazette serve`: the HTTP server (pages, feeds, subscriptions, admin API). */
+export function registerServe(program: Command, makeApp: AppFactory): void {
+  program
+    .command('serve')
+    .description('run the HTTP server: home page, feeds, subscribe/confirm/unsubscribe, admin API')
+    .option('--port <n>', 'port to listen on (default: PORT or 8080)')
+    .option('--host <address>', 'address to listen on', '0.0.0.0')
+    .action(async (options: { port?: string; host: string }) => {
+      const port = options.port === undefined ? undefined : Number(options.port);
+      if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+        throw new InputError(`--port: expected a port number from 0 to 65535, got "${options.port}"`);
+      }
+      const base = makeApp();
+      const effectivePort = port ?? base.config.port;
+      // Links in emails must reach this server; without BASE_URL that is localhost.
+      const app = makeApp({ port: effectivePort, baseUrl: base.config.baseUrl ?? `http://localhost:${effectivePort}` });
+      const server = await buildServer(app, { logger: true });
+      await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
+      await server.listen({ port: effectivePort, host: options.host });
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+      server.log.info('shutting down');
+      await server.close();
+      await app.close();
+    });
+}

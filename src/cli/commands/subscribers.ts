@@ -1,0 +1,210 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import type { App } from '../../app.ts';
+import { GazetteError, InputError, NotFoundError } from '../../errors.ts';
+import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../../store/schema.ts';
+import type { SubscriberWithLists } from '../../store/subscribers-repo.ts';
+import { exportSubscribersCsv, formatLists, subscriberJson } from '../../subscribers/csv-export.ts';
+import { importSubscribersCsv, type ImportSummary } from '../../subscribers/csv-import.ts';
+import { parseEmailAddress } from '../../subscribers/email-address.ts';
+import { parseListChoices } from '../../subscribers/subscription-service.ts';
+import type { AppFactory } from '../main.ts';
+
+const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
+
+const CONSENT_HELP = 'add them as active (confirmed) at once: use only for people whose consent to receive the newsletter you hold';
+
+/** `gazette subscribers add | import | export | list | remove`: the operator's view of the subscriber base. */
+export function registerSubscribers(program: Command, makeApp: AppFactory): void {
+  const subscribers = program.command('subscribers').description('add, import, export, list and remove subscribers');
+
+  subscribers
+    .command('add')
+    .description('add one subscriber; prints the new id (without --confirmed, a confirmation email is sent)')
+    .argument('<email>', 'the address')
+    .option('--name <name>', 'their name')
+    .option('--list <slugs>', 'list slug(s), comma-separated (default: the first list in site.yaml)')
+    .option('--frequency <f>', `how often: ${FREQUENCIES.join(', ')} (default: instant)`)
+    .option('--confirmed', CONSENT_HELP)
+    .action((email: string, flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean }) =>
+      withApp(makeApp, async (app) => {
+        const { id, confirmationSent } = await addOne(app, email, flags);
+        process.stdout.write(`${id}\n`);
+        if (confirmationSent) process.stderr.write(`a confirmation email was sent to ${email.trim()}: they are pending until they click it\n`);
+      }),
+    );
+
+  subscribers
+    .command('import')
+    .description('import subscribers from a CSV file with a header row (email, and optionally name, lists, frequency)')
+    .argument('<file>', 'the CSV file')
+    .option('--list <slug>', 'list for rows without a lists column value (default: the first list in site.yaml)')
+    .option('--frequency <f>', `frequency for rows that give none: ${FREQUENCIES.join(', ')} (default: instant)`)
+    .option('--confirmed', CONSENT_HELP)
+    .action((file: string, flags: { list?: string; frequency?: string; confirmed?: boolean }) =>
+      withApp(makeApp, (app) => importFile(app, file, flags)),
+    );
+
+  subscribers
+    .command('export')
+    .description('write every subscriber as CSV on stdout (email, name, status, lists, created_at, confirmed_at, source)')
+    .option('--list <slug>', 'only subscribers of this list')
+    .action((flags: { list?: string }) =>
+      withApp(makeApp, async (app) => {
+        const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
+        await exportSubscribersCsv(await app.subscribers(), process.stdout, { list, end: false });
+      }),
+    );
+
+  subscribers
+    .command('list')
+    .description('list subscribers, oldest first')
+    .option('--json', 'a JSON array (stable field names, for scripts)')
+    .option('--status <status>', `only this status: ${STATUSES.join(', ')}`)
+    .option('--list <slug>', 'only subscribers of this list')
+    .action((flags: { json?: boolean; status?: string; list?: string }) =>
+      withApp(makeApp, async (app) => {
+        if (flags.status !== undefined && !STATUSES.includes(flags.status as SubscriberStatus)) {
+          throw new InputError(`--status: expected one of ${STATUSES.join(', ')}, got "${flags.status}"`);
+        }
+        const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
+        await listAll(app, { json: flags.json ?? false, status: flags.status as SubscriberStatus | undefined, list });
+      }),
+    );
+
+  subscribers
+    .command('remove')
+    .description('erase a subscriber: their row and subscriptions are deleted (personal data gone)')
+    .argument('<email>', 'the address')
+    .action((email: string) =>
+      withApp(makeApp, async (app) => {
+        const address = parseEmailAddress(email);
+        if ('error' in address) throw new InputError(address.error);
+        const repo = await app.subscribers();
+        const subscriber = await repo.findByEmail(address.key);
+        if (!subscriber || !(await repo.remove(subscriber.id))) throw new NotFoundError(`no subscriber with the address ${address.address}`);
+        process.stdout.write(`removed ${subscriber.email} (subscriber ${subscriber.id}): personal data erased\n`);
+      }),
+    );
+}
+
+async function withApp(makeApp: AppFactory, run: (app: App) => Promise<void>): Promise<void> {
+  const app = makeApp();
+  try {
+    await run(app);
+  } finally {
+    await app.close();
+  }
+}
+
+async function checkList(app: App, slug: string): Promise<string> {
+  const known = (await app.content()).site.lists;
+  if (!known.some((l) => l.slug === slug)) throw new InputError(`--list: unknown list "${slug}" (known: ${known.map((l) => l.slug).join(', ')})`);
+  return slug;
+}
+
+function checkFrequency(value: string | undefined): Frequency | undefined {
+  if (value === undefined) return undefined;
+  if (!FREQUENCIES.includes(value as Frequency)) throw new InputError(`--frequency: expected one of ${FREQUENCIES.join(', ')}, got "${value}"`);
+  return value as Frequency;
+}
+
+async function addOne(
+  app: App,
+  email: string,
+  flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean },
+): Promise<{ id: number; confirmationSent: boolean }> {
+  const address = parseEmailAddress(email);
+  if ('error' in address) throw new InputError(address.error);
+  const name = flags.name?.trim() || null;
+  if (name && (name.length > 100 || /[\r\n]/.test(name))) throw new InputError('--name: at most 100 characters, on one line');
+  const lists = parseListChoices((await app.content()).site.lists, flags.list, checkFrequency(flags.frequency));
+  const repo = await app.subscribers();
+  const existing = await repo.findByEmail(address.key);
+  if (existing) throw new InputError(`already subscribed: ${existing.email} (${existing.status})`);
+  if (await repo.isSuppressed(address.key)) throw new InputError(`${address.address} is on the suppression list (it bounced, complained or was removed by hand)`);
+  if (flags.confirmed) {
+    const id = await repo.insert({ email: address.address, emailKey: address.key, name, status: 'active', source: 'cli', consentIp: null, lists }, app.now());
+    return { id, confirmationSent: false };
+  }
+  const service = await app.subscriptions();
+  await service.subscribe({ email: address.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: 'cli' });
+  const added = await repo.findByEmail(address.key);
+  if (!added) throw new GazetteError('ADD_FAILED', `could not add ${address.address}`);
+  return { id: added.id, confirmationSent: true };
+}
+
+async function importFile(app: App, file: string, flags: { list?: string; frequency?: string; confirmed?: boolean }): Promise<void> {
+  const size = await stat(file).then(
+    (s) => (s.isFile() ? s.size : undefined),
+    () => undefined,
+  );
+  if (size === undefined) throw new InputError(`${file}: no such file`);
+  const content = await app.content();
+  const repo = await app.subscribers();
+  const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'importing [{bar}] {percentage}% | {rows} rows', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+  bar?.start(size, 0, { rows: 0 });
+  let summary: ImportSummary;
+  try {
+    summary = await importSubscribersCsv(createReadStream(file), {
+      repo,
+      lists: content.site.lists,
+      list: flags.list,
+      confirmed: flags.confirmed ?? false,
+      frequency: checkFrequency(flags.frequency),
+      now: app.now(),
+      source: 'import',
+      onProgress: ({ rows, bytes }) => bar?.update(bytes, { rows }),
+    });
+  } finally {
+    bar?.stop();
+  }
+  for (const row of summary.invalid) process.stderr.write(`line ${row.line}: ${row.reason}\n`);
+  const untold = summary.invalidCount - summary.invalid.length;
+  if (untold > 0) process.stderr.write(`... and ${untold} more invalid rows\n`);
+  const status = flags.confirmed ? 'active' : 'pending';
+  process.stdout.write(
+    `${path.basename(file)}: ${summary.rows} rows: ${summary.imported} imported as ${status}, ${summary.existing} already subscribed (unchanged), ` +
+      `${summary.suppressed} suppressed (skipped), ${summary.invalidCount} invalid\n`,
+  );
+  if (!flags.confirmed && summary.imported > 0) {
+    process.stdout.write('note: no confirmation email was sent to the imported subscribers; pending subscribers get no editions until they confirm\n');
+  }
+  if (summary.imported + summary.existing + summary.suppressed === 0 && summary.invalidCount > 0) {
+    throw new InputError(`${path.basename(file)}: no row could be imported (${summary.invalidCount} invalid)`);
+  }
+}
+
+async function listAll(app: App, options: { json: boolean; status: SubscriberStatus | undefined; list: string | undefined }): Promise<void> {
+  const repo = await app.subscribers();
+  const out = process.stdout;
+  let count = 0;
+  if (!options.json) out.write(`${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(12)} ${'LISTS'.padEnd(28)} NAME\n`);
+  else out.write('[');
+  for (let afterId = 0; ; ) {
+    const batch = await repo.batchAfter(afterId, 1000, options.list);
+    const shown = options.status ? batch.filter((s) => s.status === options.status) : batch;
+    const text = shown
+      .map((s) => {
+        count += 1;
+        return options.json ? `${count > 1 ? ',' : ''}\n  ${JSON.stringify(subscriberJson(s))}` : row(s);
+      })
+      .join('');
+    if (text && !out.write(text)) await new Promise((resolve) => out.once('drain', resolve));
+    if (batch.length < 1000) break;
+    afterId = batch[batch.length - 1]!.id;
+  }
+  out.write(options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}\n`);
+}
+
+function row(s: SubscriberWithLists): string {
+  return `${String(s.id).padEnd(7)} ${s.email.padEnd(36)} ${s.status.padEnd(12)} ${(formatLists(s.lists) || '-').padEnd(28)} ${printable(s.name ?? '')}\n`;
+}
+
+// Names come from a public form: control characters must not reach the operator's terminal.
+function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');
+}

@@ -1,0 +1,69 @@
+import { NotFoundError } from '../errors.ts';
+import type { Queue } from '../queue/queue.ts';
+import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
+import type { EditionsRepo } from '../store/editions-repo.ts';
+import type { EditionStatus } from '../store/schema.ts';
+
+/** A send with queued messages and no change for this long is reported as stalled. */
+export const STALLED_AFTER_MS = 2 * 60_000;
+
+/** Where an edition's send stands: what `gazette status` prints. */
+export interface EditionStatusReport {
+  id: number;
+  list: string;
+  subject: string;
+  status: EditionStatus;
+  total: number;
+  queued: number;
+  /** Held by a worker right now. */
+  sending: number;
+  sent: number;
+  failed: number;
+  bounced: number;
+  skipped: number;
+  /** Messages per second over the last minute. */
+  rate: number;
+  /** Seconds until done at that rate; null when unknown. */
+  etaSeconds: number | null;
+  stalled: boolean;
+  lastError: string | null;
+  enqueuedAt: string | null;
+  completedAt: string | null;
+}
+
+/** Reads an edition's ledger and queue into a status report. */
+export async function editionStatus(
+  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: Queue },
+  id: number,
+  now: Date,
+): Promise<EditionStatusReport> {
+  const edition = await deps.editions.find(id);
+  if (!edition) throw new NotFoundError(`no edition ${id}`);
+  const counts = await deps.deliveries.counts(id);
+  const queue = await deps.queue.counts(now, id);
+  const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
+  const rate = progress.sentSince / 60;
+  const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
+  const lastChange = progress.lastUpdate ?? edition.enqueued_at;
+  const stalled =
+    edition.status === 'sending' && counts.queued > 0 && lastChange !== null && now.getTime() - Date.parse(lastChange) > STALLED_AFTER_MS;
+  return {
+    id,
+    list: edition.list_slug,
+    subject: edition.subject,
+    status: edition.status,
+    total,
+    queued: counts.queued,
+    sending: queue.leased,
+    sent: counts.sent,
+    failed: counts.failed,
+    bounced: counts.bounced,
+    skipped: counts.skipped,
+    rate: Math.round(rate * 10) / 10,
+    etaSeconds: rate > 0 ? Math.ceil(counts.queued / rate) : counts.queued === 0 ? 0 : null,
+    stalled,
+    lastError: edition.last_error ?? progress.lastError,
+    enqueuedAt: edition.enqueued_at,
+    completedAt: edition.completed_at,
+  };
+}

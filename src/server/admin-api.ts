@@ -1,0 +1,237 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../app.ts';
+import { InputError, NotFoundError } from '../errors.ts';
+import type { SubscriberStatus } from '../store/schema.ts';
+import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
+import { exportSubscribersCsv, subscriberJson } from '../subscribers/csv-export.ts';
+import { importSubscribersCsv, type ImportSummary } from '../subscribers/csv-import.ts';
+import { parseEmailAddress } from '../subscribers/email-address.ts';
+import { parseListChoices } from '../subscribers/subscription-service.ts';
+import type { ServerContext } from './server.ts';
+
+type Query = Record<string, string | string[] | undefined>;
+
+const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
+
+/** Largest CSV the import route reads. */
+export const IMPORT_BODY_LIMIT = 50 * 1024 * 1024;
+
+const MAX_PER_PAGE = 500;
+
+/** An error with an HTTP status the server's error handler passes on (413, 415): they are not core errors. */
+class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * The admin API under /api, behind `Authorization: Bearer GAZETTE_ADMIN_TOKEN`: subscribers listed,
+ * added, erased, counted, imported and exported. With no token configured every /api URL answers 404.
+ */
+export function registerAdminApi(server: FastifyInstance, context: ServerContext): void {
+  void server.register(
+    async (api) => {
+      api.addHook('onRequest', async (request, reply) => checkAccess(context.app.config.adminToken, request, reply));
+      // Unknown /api URLs still pass the check above, so they tell nothing to a caller without the token.
+      api.setNotFoundHandler(async (request) => {
+        throw new NotFoundError(`no API route ${request.method} ${request.url.split('?')[0]}`);
+      });
+      registerSubscriberRoutes(api, context.app);
+      await api.register(async (csv) => registerImportRoute(csv, context.app));
+    },
+    { prefix: '/api' },
+  );
+}
+
+async function checkAccess(token: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+  if (!token) return reply.status(404).send({ error: 'not_found', message: 'admin API is off: set GAZETTE_ADMIN_TOKEN' });
+  const header = request.headers.authorization ?? '';
+  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
+  if (match && sameSecret(match[1]!, token)) return undefined;
+  return reply
+    .status(401)
+    .header('WWW-Authenticate', match ? 'Bearer realm="gazette", error="invalid_token"' : 'Bearer realm="gazette"')
+    .send({ error: 'unauthorized', message: match ? 'wrong admin token' : 'send Authorization: Bearer <GAZETTE_ADMIN_TOKEN>' });
+}
+
+// Hashing first gives equal lengths, so timingSafeEqual leaks neither the token nor its length.
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
+}
+
+function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
+  api.get<{ Querystring: Query }>('/subscribers', async (request) => {
+    const q = request.query;
+    const status = text(q, 'status');
+    if (status !== undefined && !STATUSES.includes(status as SubscriberStatus)) {
+      throw new InputError(`status: expected one of ${STATUSES.join(', ')}, got "${status.slice(0, 40)}"`);
+    }
+    const search = text(q, 'search');
+    if (search !== undefined && search.length > 200) throw new InputError(`search: at most 200 characters (got ${search.length})`);
+    const result = await (await app.subscribers()).page({
+      page: wholeNumber(q, 'page', 1, Number.MAX_SAFE_INTEGER),
+      perPage: wholeNumber(q, 'per_page', 50, MAX_PER_PAGE),
+      search: search || undefined,
+      status: status as SubscriberStatus | undefined,
+      list: await knownList(app, text(q, 'list')),
+    });
+    return { total: result.total, page: result.page, per_page: result.perPage, subscribers: result.subscribers.map(subscriberJson) };
+  });
+
+  api.get('/subscribers/counts', async () => {
+    const counts = await (await app.subscribers()).countByStatus();
+    return { ...counts, total: Object.values(counts).reduce((sum, n) => sum + n, 0) };
+  });
+
+  api.get<{ Querystring: Query }>('/subscribers/export', async (request, reply) => {
+    const list = await knownList(app, text(request.query, 'list'));
+    const repo = await app.subscribers();
+    const body = new PassThrough();
+    // The CSV is written as the client reads it: exportSubscribersCsv waits while `body` is full.
+    exportSubscribersCsv(repo, body, { list }).catch((error: unknown) => {
+      request.log.error({ err: error }, 'export failed');
+      body.destroy(error instanceof Error ? error : new Error(String(error)));
+    });
+    const date = app.now().toISOString().slice(0, 10);
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('Content-Disposition', `attachment; filename="subscribers${list ? `-${list}` : ''}-${date}.csv"`)
+      .header('Cache-Control', 'no-store')
+      .send(body);
+  });
+
+  api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await findSubscriber(app, request.params.email)));
+
+  api.post<{ Body: unknown }>('/subscribers', async (request, reply) => {
+    const added = await addSubscriber(app, request.body);
+    if ('conflict' in added) return reply.status(409).send({ error: 'conflict', message: added.conflict });
+    return reply.status(201).send(subscriberJson(added));
+  });
+
+  api.delete<{ Params: { email: string } }>('/subscribers/:email', async (request, reply) => {
+    const subscriber = await findSubscriber(app, request.params.email);
+    if (!(await (await app.subscribers()).remove(subscriber.id))) throw new NotFoundError(`no subscriber with the address ${subscriber.email}`);
+    request.log.info({ subscriber: subscriber.id }, 'subscriber erased');
+    return reply.status(204).send();
+  });
+}
+
+/** POST /api/subscribers/import: the CSV body is streamed into the import, never held whole in memory. */
+function registerImportRoute(csv: FastifyInstance, app: App): void {
+  csv.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
+  csv.post<{ Querystring: Query; Body: Readable }>('/subscribers/import', { bodyLimit: IMPORT_BODY_LIMIT }, async (request) => {
+    const type = request.headers['content-type'] ?? '';
+    if (!/^(text|application)\/csv\b/i.test(type)) throw new HttpError(415, `send the CSV file with Content-Type: text/csv (got "${type.slice(0, 60)}")`);
+    const limit = request.routeOptions.bodyLimit ?? IMPORT_BODY_LIMIT;
+    if (Number(request.headers['content-length'] ?? 0) > limit) throw new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`);
+    const confirmed = flag(request.query, 'confirmed');
+    const list = await knownList(app, text(request.query, 'list'));
+    const input = pipeline(request.body, byteLimit(limit), () => {});
+    const summary = await importSubscribersCsv(input, {
+      repo: await app.subscribers(),
+      lists: (await app.content()).site.lists,
+      list,
+      confirmed,
+      now: app.now(),
+      source: 'import',
+    });
+    request.log.info({ rows: summary.rows, imported: summary.imported, invalid: summary.invalidCount }, 'subscribers imported');
+    return summaryJson(summary, confirmed);
+  });
+}
+
+function summaryJson(summary: ImportSummary, confirmed: boolean) {
+  return {
+    rows: summary.rows,
+    imported: summary.imported,
+    existing: summary.existing,
+    suppressed: summary.suppressed,
+    invalid_count: summary.invalidCount,
+    invalid: summary.invalid,
+    status: confirmed ? 'active' : 'pending',
+    // Said in every answer, so nobody expects the imported addresses to have been asked.
+    confirmation_emails_sent: false,
+  };
+}
+
+/** Adds one subscriber from a JSON body: active at once when `confirmed`, else pending with a confirmation email. */
+async function addSubscriber(app: App, body: unknown): Promise<SubscriberWithLists | { conflict: string }> {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InputError('body: expected a JSON object with an "email" field');
+  const fields = body as Record<string, unknown>;
+  const address = parseEmailAddress(fields.email);
+  if ('error' in address) throw new InputError(address.error);
+  if (fields.confirmed !== undefined && typeof fields.confirmed !== 'boolean') throw new InputError('confirmed: expected true or false');
+  if (fields.name !== undefined && fields.name !== null && typeof fields.name !== 'string') throw new InputError('name: expected text');
+  const name = typeof fields.name === 'string' ? fields.name.trim() || null : null;
+  if (name && (name.length > 100 || /[\r\n]/.test(name))) throw new InputError('name: at most 100 characters, on one line');
+  const lists = parseListChoices((await app.content()).site.lists, fields.lists, fields.frequency);
+  const repo = await app.subscribers();
+  const existing = await repo.findByEmail(address.key);
+  if (existing) return { conflict: `already subscribed: ${existing.email} (${existing.status})` };
+  if (await repo.isSuppressed(address.key)) return { conflict: `${address.address} is on the suppression list (it bounced, complained or was removed by hand)` };
+  if (fields.confirmed === true) {
+    const id = await repo.insert({ email: address.address, emailKey: address.key, name, status: 'active', source: 'api', consentIp: null, lists }, app.now());
+    return (await repo.findById(id))!;
+  }
+  const service = await app.subscriptions();
+  await service.subscribe({ email: address.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: 'api' });
+  const added = await repo.findByEmail(address.key);
+  if (!added) throw new Error(`subscribing ${address.address} stored nothing`);
+  return added;
+}
+
+async function findSubscriber(app: App, email: string): Promise<SubscriberWithLists> {
+  const address = parseEmailAddress(email);
+  if ('error' in address) throw new InputError(address.error);
+  const subscriber = await (await app.subscribers()).findByEmail(address.key);
+  if (!subscriber) throw new NotFoundError(`no subscriber with the address ${address.address}`);
+  return subscriber;
+}
+
+async function knownList(app: App, slug: string | undefined): Promise<string | undefined> {
+  if (slug === undefined || slug === '') return undefined;
+  const known = (await app.content()).site.lists;
+  if (!known.some((l) => l.slug === slug)) throw new InputError(`list: unknown list "${slug.slice(0, 60)}" (known: ${known.map((l) => l.slug).join(', ')})`);
+  return slug;
+}
+
+function text(query: Query, key: string): string | undefined {
+  const value = query[key];
+  if (Array.isArray(value)) throw new InputError(`${key}: given more than once`);
+  return value;
+}
+
+function wholeNumber(query: Query, key: string, fallback: number, max: number): number {
+  const value = text(query, key);
+  if (value === undefined || value === '') return fallback;
+  const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1)) throw new InputError(`${key}: expected a positive whole number, got "${value.slice(0, 40)}"`);
+  if (n > max) throw new InputError(`${key}: at most ${max}, got ${n}`);
+  return n;
+}
+
+function flag(query: Query, key: string): boolean {
+  const value = text(query, key);
+  if (value === undefined || value === '' || value === 'false' || value === '0') return false;
+  if (value === 'true' || value === '1') return true;
+  throw new InputError(`${key}: expected true or false, got "${value.slice(0, 40)}"`);
+}
+
+/** Passes bytes through until `limit`, then fails with 413 (a stream body is not counted by Fastify). */
+function byteLimit(limit: number): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > limit) callback(new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`));
+      else callback(null, chunk);
+    },
+  });
+}

@@ -1,0 +1,105 @@
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import formbody from '@fastify/formbody';
+import type { App } from '../app.ts';
+import { ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
+import { LinkError } from '../subscribers/link-error.ts';
+import { registerAdminApi } from './admin-api.ts';
+import { FeedCache } from './feed-cache.ts';
+import { registerFeedRoutes } from './feed-routes.ts';
+import { registerPublicPages } from './public-pages.ts';
+import { registerSubscriptionRoutes } from './subscription-routes.ts';
+import { loadWebTemplates, type WebTemplates } from './web-templates.ts';
+
+/** What the HTTP layer shares between its route modules. */
+export interface ServerContext {
+  app: App;
+  web: WebTemplates;
+  feeds: FeedCache;
+}
+
+/** Server options; tests turn logging off and may change limits. */
+export interface ServerOptions {
+  logger?: boolean;
+  /** Subscribe requests per minute per client IP. */
+  subscribeRateLimit?: number;
+}
+
+/** Builds the Fastify app: public pages, feeds, subscription routes, admin API. */
+export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const server = Fastify({
+    logger: options.logger ? { level: app.config.logLevel } : false,
+    bodyLimit: 64 * 1024,
+    trustProxy: true,
+    maxParamLength: 200,
+  });
+  const web = await loadWebTemplates(app.config.templatesDir);
+  const feeds = new FeedCache(app, { onError: (err, what) => server.log.warn({ err }, what) });
+  const context: ServerContext = { app, web, feeds };
+
+  await server.register(formbody);
+  // RFC 8058 allows the one-click POST as multipart/form-data; its fields are not needed
+  // (the token is in the URL), so the body is read as text and ignored.
+  server.addContentTypeParser('multipart/form-data', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_req, body, done) =>
+    done(null, { raw: body }),
+  );
+  // Synchronous on purpose: this runs on every response, the feed hot path included.
+  server.addHook('onSend', (request, reply, payload, done) => {
+    reply.header('X-Content-Type-Options', 'nosniff');
+    reply.header('X-Frame-Options', 'DENY');
+    // Tokens ride in URLs: never leak them to other sites through Referer.
+    reply.header('Referrer-Policy', 'no-referrer');
+    reply.header(
+      'Content-Security-Policy',
+      "default-src 'self'; img-src 'self' https: data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    reply.header('Permissions-Policy', 'interest-cohort=()');
+    if (request.url.includes('token=')) reply.header('Cache-Control', 'no-store');
+    done(null, payload);
+  });
+  server.setErrorHandler((error, request, reply) => sendError(context, error, request, reply));
+  server.setNotFoundHandler((request, reply) => sendError(context, new NotFoundError(`no page at ${request.url.split('?')[0]}`), request, reply));
+
+  server.get('/healthz', async () => ({ ok: true }));
+  server.get('/assets/site.css', async (_request, reply) =>
+    reply.type('text/css; charset=utf-8').header('Cache-Control', 'public, max-age=3600').send(web.css),
+  );
+  registerPublicPages(server, context);
+  registerFeedRoutes(server, context);
+  await registerSubscriptionRoutes(server, context, { rateLimit: options.subscribeRateLimit ?? 20 });
+  registerAdminApi(server, context);
+  server.addHook('onClose', async () => feeds.close());
+  return server;
+}
+
+/** True when the client wants JSON rather than a page. */
+export function wantsJson(request: FastifyRequest): boolean {
+  return (
+    request.url.startsWith('/api') ||
+    (request.headers['content-type'] ?? '').includes('application/json') ||
+    ((request.headers.accept ?? '').includes('application/json') && !(request.headers.accept ?? '').includes('text/html'))
+  );
+}
+
+/** Maps core errors to HTTP: 400 for bad input and bad links, 404, 503 when content is broken. */
+async function sendError(context: ServerContext, error: unknown, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const fastifyError = error as { statusCode?: number; code?: string; message?: string };
+  let status = 500;
+  let message = 'Something went wrong on our side. Please try again later.';
+  if (error instanceof InputError || error instanceof LinkError) [status, message] = [400, error.message];
+  else if (error instanceof NotFoundError) [status, message] = [404, error.message];
+  else if (error instanceof ContentError) [status, message] = [503, 'The site content is being fixed; please try again shortly.'];
+  else if (!(error instanceof GazetteError) && fastifyError.statusCode && fastifyError.statusCode < 500) {
+    [status, message] = [fastifyError.statusCode, fastifyError.message ?? 'bad request'];
+  }
+  if (status >= 500) request.log.error({ err: error }, 'request failed');
+  if (wantsJson(request)) return reply.status(status).send({ error: errorName(status), message });
+  const site = (await context.feeds.current().catch(() => undefined))?.content.site;
+  if (!site) return reply.status(status).type('text/plain; charset=utf-8').send(message);
+  const heading = status === 404 ? 'Page not found' : status === 400 ? 'That did not work' : 'Sorry';
+  const html = context.web.render('message', site, { title: heading, heading, text: message, tone: 'error', link: { href: '/', label: 'Go to the home page' } });
+  return reply.status(status).type('text/html; charset=utf-8').send(html);
+}
+
+function errorName(status: number): string {
+  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
+}

@@ -1,0 +1,135 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InputError } from '../errors.ts';
+import { LinkError } from '../subscribers/link-error.ts';
+import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
+import { FREQUENCIES } from '../store/schema.ts';
+import type { ServerContext } from './server.ts';
+import { wantsJson } from './server.ts';
+
+type TokenQuery = { Querystring: { token?: string } };
+type FormBody = Record<string, unknown> | undefined;
+
+const PENDING_MESSAGE = 'If that address can receive email, a confirmation link is on its way. Click it to start your subscription.';
+
+const FREQUENCY_LABELS: Record<string, string> = {
+  instant: 'Every story, as it is published',
+  daily: 'A daily digest',
+  weekly: 'A weekly digest',
+};
+
+/** POST /subscribe, GET /confirm, GET+POST /unsubscribe (RFC 8058), GET+POST /preferences. */
+export async function registerSubscriptionRoutes(server: FastifyInstance, context: ServerContext, options: { rateLimit: number }): Promise<void> {
+  const { app, web } = context;
+  await server.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, ctx) => ({
+      statusCode: 429,
+      message: `Too many subscribe requests from your address; try again in ${Math.ceil(ctx.ttl / 1000)} seconds.`,
+    }),
+  });
+  const page = async (reply: FastifyReply, status: number, name: string, data: Record<string, unknown>) => {
+    const { site } = await context.feeds.current().then((s) => s.content);
+    return reply.status(status).type('text/html; charset=utf-8').send(web.render(name, site, data));
+  };
+
+  server.post<{ Body: FormBody }>(
+    '/subscribe',
+    { config: { rateLimit: { max: options.rateLimit, timeWindow: '1 minute' } } },
+    async (request, reply) => {
+      const body = request.body ?? {};
+      const service = await app.subscriptions();
+      const outcome = await service.subscribe({
+        email: body.email,
+        name: body.name,
+        lists: body.lists,
+        frequency: body.frequency,
+        ip: request.ip,
+        source: 'form',
+      });
+      request.log.info({ outcome }, 'subscribe');
+      // The same answer whatever happened, so the form never tells who is subscribed.
+      if (wantsJson(request)) return reply.status(202).send({ status: 'pending', message: PENDING_MESSAGE });
+      return page(reply, 200, 'message', { title: 'Check your inbox', heading: 'Check your inbox', text: PENDING_MESSAGE });
+    },
+  );
+
+  server.get<TokenQuery>('/confirm', async (request, reply) => {
+    const subscriber = await (await app.subscriptions()).confirm(requireToken(request));
+    if (wantsJson(request)) return reply.send({ status: subscriber.status });
+    return page(reply, 200, 'message', {
+      title: 'Subscribed',
+      heading: 'You are subscribed',
+      text: `Thank you — emails will come to ${subscriber.email}. A welcome email with the latest stories is on its way.`,
+      link: { href: '/', label: 'Read the latest stories' },
+    });
+  });
+
+  // A GET never unsubscribes: mail scanners follow links. It shows one button instead.
+  server.get<TokenQuery>('/unsubscribe', async (request, reply) => {
+    const token = requireToken(request);
+    const tokens = await app.tokens();
+    const check = tokens.verify(token, 'unsubscribe', app.now());
+    const subscriber = check.ok ? await (await app.subscribers()).findById(check.subscriberId) : undefined;
+    if (!check.ok) throw new LinkError(check.problem);
+    if (!subscriber) throw new LinkError('unknown-subscriber');
+    if (subscriber.status === 'unsubscribed') return unsubscribedPage(reply, subscriber);
+    return page(reply, 200, 'unsubscribe', {
+      title: 'Unsubscribe',
+      email: subscriber.email,
+      token,
+      preferencesToken: tokens.sign(subscriber.id, 'preferences'),
+    });
+  });
+
+  // RFC 8058: POST with List-Unsubscribe=One-Click, no cookies, no redirect; 200 when done.
+  server.post<TokenQuery & { Body: FormBody }>('/unsubscribe', async (request, reply) => {
+    const subscriber = await (await app.subscriptions()).unsubscribe(requireToken(request));
+    if (wantsJson(request)) return reply.send({ status: subscriber.status });
+    return unsubscribedPage(reply, subscriber);
+  });
+
+  server.get<TokenQuery>('/preferences', async (request, reply) => {
+    const token = requireToken(request);
+    return preferencesPage(reply, token, await (await app.subscriptions()).preferences(token), false);
+  });
+
+  server.post<TokenQuery & { Body: FormBody }>('/preferences', async (request, reply) => {
+    const token = requireToken(request);
+    const body = request.body ?? {};
+    const leave = body.action === 'leave';
+    const subscriber = await (await app.subscriptions()).updatePreferences(token, leave ? [] : (body.lists ?? []), body.frequency);
+    if (wantsJson(request)) return reply.send({ status: subscriber.status, lists: subscriber.lists });
+    if (subscriber.lists.length === 0) return unsubscribedPage(reply, subscriber);
+    return preferencesPage(reply, token, subscriber, true);
+  });
+
+  async function unsubscribedPage(reply: FastifyReply, subscriber: SubscriberWithLists) {
+    return page(reply, 200, 'message', {
+      title: 'Unsubscribed',
+      heading: 'You are unsubscribed',
+      text: `${subscriber.email} will get no more emails from us. Changed your mind? You can subscribe again from the home page.`,
+      link: { href: '/', label: 'Go to the home page' },
+    });
+  }
+
+  async function preferencesPage(reply: FastifyReply, token: string, subscriber: SubscriberWithLists, saved: boolean) {
+    const { site } = await context.feeds.current().then((s) => s.content);
+    const current = subscriber.lists[0]?.frequency ?? 'instant';
+    return page(reply, 200, 'preferences', {
+      title: 'Preferences',
+      email: subscriber.email,
+      token,
+      saved,
+      lists: site.lists.map((l) => ({ ...l, checked: subscriber.lists.some((s) => s.slug === l.slug) })),
+      frequencies: FREQUENCIES.map((value) => ({ value, label: FREQUENCY_LABELS[value], checked: value === current })),
+    });
+  }
+}
+
+function requireToken(request: FastifyRequest<TokenQuery>): string {
+  const token = request.query.token;
+  if (typeof token !== 'string' || token === '') throw new InputError('This link is missing its token. Use the link from the email as it is.');
+  if (token.length > 200) throw new InputError('This link is not valid. Use the link from the most recent email we sent you.');
+  return token;
+}

@@ -1,0 +1,114 @@
+import { sql, type Kysely, type Migration } from 'kysely';
+import type { Dialect } from './database.ts';
+
+// Migrations take `db: Kysely<unknown>`: they describe the schema as it was at their time.
+type Db = Kysely<unknown>;
+
+/** The schema's history, oldest first; names sort in order. */
+export function migrations(dialect: Dialect): Record<string, Migration> {
+  const id = (db: Db, table: string) =>
+    db.schema
+      .createTable(table)
+      .ifNotExists()
+      .addColumn('id', 'integer', (col) =>
+        dialect === 'postgres' ? col.primaryKey().generatedAlwaysAsIdentity() : col.primaryKey().autoIncrement(),
+      );
+  return {
+    '0001_subscribers': {
+      async up(db: Db) {
+        await id(db, 'subscribers')
+          .addColumn('email', 'text', (col) => col.notNull())
+          .addColumn('email_key', 'text', (col) => col.notNull().unique())
+          .addColumn('name', 'text')
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('source', 'text', (col) => col.notNull())
+          .addColumn('consent_ip', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .addColumn('confirmed_at', 'text')
+          .addColumn('unsubscribed_at', 'text')
+          .addColumn('confirmation_sent_at', 'text')
+          .execute();
+        await db.schema.createIndex('subscribers_status').ifNotExists().on('subscribers').columns(['status', 'id']).execute();
+        await db.schema
+          .createTable('subscriptions')
+          .ifNotExists()
+          .addColumn('subscriber_id', 'integer', (col) => col.notNull().references('subscribers.id').onDelete('cascade'))
+          .addColumn('list_slug', 'text', (col) => col.notNull())
+          .addColumn('frequency', 'text', (col) => col.notNull())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addPrimaryKeyConstraint('subscriptions_pk', ['subscriber_id', 'list_slug'])
+          .execute();
+        await db.schema
+          .createIndex('subscriptions_list')
+          .ifNotExists()
+          .on('subscriptions')
+          .columns(['list_slug', 'subscriber_id'])
+          .execute();
+        await db.schema
+          .createTable('suppressions')
+          .ifNotExists()
+          .addColumn('email_key', 'text', (col) => col.primaryKey())
+          .addColumn('reason', 'text', (col) => col.notNull())
+          .addColumn('detail', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('suppressions').ifExists().execute();
+        await db.schema.dropTable('subscriptions').ifExists().execute();
+        await db.schema.dropTable('subscribers').ifExists().execute();
+        void sql;
+      },
+    },
+    '0002_editions_deliveries_queue': {
+      async up(db: Db) {
+        await id(db, 'editions')
+          .addColumn('list_slug', 'text', (col) => col.notNull())
+          .addColumn('kind', 'text', (col) => col.notNull())
+          .addColumn('audience', 'text', (col) => col.notNull())
+          .addColumn('subject', 'text', (col) => col.notNull())
+          .addColumn('preheader', 'text', (col) => col.notNull())
+          .addColumn('story_slugs', 'text', (col) => col.notNull())
+          .addColumn('compiled', 'text', (col) => col.notNull())
+          .addColumn('html_bytes', 'integer', (col) => col.notNull())
+          .addColumn('covers_until', 'text', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('enqueued_at', 'text')
+          .addColumn('completed_at', 'text')
+          .addColumn('schedule_id', 'integer')
+          .execute();
+        await db.schema.createIndex('editions_list').ifNotExists().on('editions').columns(['list_slug', 'status', 'id']).execute();
+        await id(db, 'deliveries')
+          .addColumn('edition_id', 'integer', (col) => col.notNull().references('editions.id'))
+          .addColumn('subscriber_id', 'integer', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .addColumn('sent_at', 'text')
+          .addUniqueConstraint('deliveries_edition_subscriber', ['edition_id', 'subscriber_id'])
+          .execute();
+        await db.schema.createIndex('deliveries_status').ifNotExists().on('deliveries').columns(['edition_id', 'status']).execute();
+        await db.schema
+          .createTable('queue_jobs')
+          .ifNotExists()
+          .addColumn('id', dialect === 'postgres' ? 'bigint' : 'integer', (col) => col.primaryKey())
+          .addColumn('group_id', 'integer', (col) => col.notNull())
+          .addColumn('available_at', 'bigint', (col) => col.notNull())
+          .addColumn('lease_until', 'bigint')
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .execute();
+        await db.schema.createIndex('queue_jobs_available').ifNotExists().on('queue_jobs').columns(['available_at']).execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('queue_jobs').ifExists().execute();
+        await db.schema.dropTable('deliveries').ifExists().execute();
+        await db.schema.dropTable('editions').ifExists().execute();
+      },
+    },
+  };
+}

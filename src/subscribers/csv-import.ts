@@ -1,0 +1,324 @@
+import type { Readable } from 'node:stream';
+import { CsvError, Parser } from 'csv-parse';
+import type { MailingList } from '../content/model.ts';
+import { InputError } from '../errors.ts';
+import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../store/schema.ts';
+import type { ListChoice, NewSubscriber } from '../store/subscribers-repo.ts';
+import { parseEmailAddress } from './email-address.ts';
+
+/** What an import needs from the store; SubscribersRepo provides it. */
+export interface ImportRepo {
+  insertMany(subscribers: NewSubscriber[], now: Date): Promise<number>;
+  isSuppressed(emailKey: string): Promise<boolean>;
+  /** The keys among `emailKeys` on the suppression list, in one query; used instead of isSuppressed when present. */
+  suppressedAmong?(emailKeys: string[]): Promise<Set<string>>;
+}
+
+/** How to import a CSV file of subscribers. */
+export interface ImportOptions {
+  repo: ImportRepo;
+  /** The site's lists (site.yaml). */
+  lists: MailingList[];
+  /** List slug for rows that name none; default: the first list of the site. */
+  list?: string | undefined;
+  /** True makes new subscribers active (the operator asserts consent); false leaves them pending. */
+  confirmed: boolean;
+  /** Frequency for rows that name none; default: instant. */
+  frequency?: Frequency | undefined;
+  now: Date;
+  source: 'import';
+  /** Rows per database batch; default 1000. */
+  batchSize?: number;
+  /** Called after each batch with the rows and bytes read so far. */
+  onProgress?: (progress: { rows: number; bytes: number }) => void;
+}
+
+/** A row that was not imported, by its line in the file (the header is line 1). */
+export interface InvalidRow {
+  line: number;
+  reason: string;
+}
+
+/** What an import did. Every data row is counted once: imported + existing + suppressed + invalidCount = rows. */
+export interface ImportSummary {
+  /** Data rows read (header and empty lines not counted). */
+  rows: number;
+  /** New subscribers added. */
+  imported: number;
+  /** Addresses already subscribed: left unchanged. */
+  existing: number;
+  /** Addresses on the suppression list (bounced, complained, removed by hand): skipped. */
+  suppressed: number;
+  /** How many rows were invalid. */
+  invalidCount: number;
+  /** The first MAX_INVALID_DETAILS invalid rows, with line and reason. */
+  invalid: InvalidRow[];
+}
+
+/** At most this many invalid rows are kept with their reason (all are counted). */
+export const MAX_INVALID_DETAILS = 1000;
+
+/** The CSV itself is broken (an unclosed quote…): names the line and keeps what was imported before it. */
+export class MalformedCsvError extends InputError {
+  readonly line: number;
+  readonly summary: ImportSummary;
+
+  constructor(line: number, problem: string, summary: ImportSummary, options?: { cause?: unknown }) {
+    super(
+      `malformed CSV at line ${line}: ${problem}` +
+        (summary.rows > 0 ? ` (the ${summary.rows} rows before it were processed; importing the fixed file again skips them)` : ''),
+    );
+    if (options?.cause) this.cause = options.cause;
+    this.line = line;
+    this.summary = summary;
+  }
+}
+
+const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
+
+/** Where each known column sits in a row. */
+interface Columns {
+  email: number;
+  name: number | undefined;
+  lists: number | undefined;
+  frequency: number | undefined;
+  status: number | undefined;
+  count: number;
+}
+
+const HEADER_NAMES: Record<Exclude<keyof Columns, 'count'>, string[]> = {
+  email: ['email', 'email address', 'e-mail'],
+  name: ['name', 'full name'],
+  lists: ['lists', 'list'],
+  frequency: ['frequency'],
+  status: ['status'],
+};
+
+/**
+ * Streams a CSV of subscribers into the store in batches, so memory stays flat whatever the size.
+ * A header row with an `email` column is required; `name`, `lists` (slugs, or slug:frequency, separated
+ * by ; or ,), `frequency` and `status` are optional, other columns are ignored. A `status` of
+ * unsubscribed, bounced or complained is kept (so a re-imported export mails nobody who left); any other
+ * row becomes active when `confirmed`, else pending. No email is sent. Importing a file twice changes nothing.
+ */
+export async function importSubscribersCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
+  const defaults = importDefaults(options);
+  const batchSize = options.batchSize ?? 1000;
+  const summary: ImportSummary = { rows: 0, imported: 0, existing: 0, suppressed: 0, invalidCount: 0, invalid: [] };
+  const seen = new Map<string, number>();
+  const parser = new LineTaggingParser({ bom: true, relax_column_count: true, skip_empty_lines: true });
+  input.once('error', (error) => parser.destroy(error));
+  const records = input.pipe(parser) as AsyncIterable<TaggedRecord>;
+
+  let columns: Columns | undefined;
+  let batch: { subscriber: NewSubscriber; line: number }[] = [];
+  let bytes = 0;
+  const flush = async () => {
+    await insertBatch(options, batch, summary);
+    batch = [];
+    options.onProgress?.({ rows: summary.rows, bytes });
+  };
+  try {
+    for await (const { record, endLine, bytesRead } of records) {
+      const line = endLine - countNewlines(record);
+      bytes = bytesRead;
+      if (!columns) {
+        columns = readHeader(record, line);
+        continue;
+      }
+      summary.rows += 1;
+      const row = parseRow(record, columns, defaults);
+      if ('error' in row) {
+        addInvalid(summary, line, row.error);
+        continue;
+      }
+      const firstLine = seen.get(row.emailKey);
+      if (firstLine !== undefined) {
+        addInvalid(summary, line, `duplicate: ${row.email} is already on line ${firstLine}`);
+        continue;
+      }
+      seen.set(row.emailKey, line);
+      batch.push({ subscriber: row, line });
+      if (batch.length >= batchSize) await flush();
+    }
+  } catch (error) {
+    if (error instanceof CsvError) throw new MalformedCsvError(csvErrorLine(error, parser.lastLine), csvProblem(error), summary, { cause: error });
+    throw error;
+  }
+  if (!columns) throw new InputError('the file is empty: expected a header row with an "email" column');
+  await flush();
+  return summary;
+}
+
+/** A parsed record and where it ends in the file. */
+interface TaggedRecord {
+  record: string[];
+  endLine: number;
+  bytesRead: number;
+}
+
+/**
+ * csv-parse's stream with each record tagged with the line it ends on, read from the parser's counters as
+ * the record is pushed: its `info` option does the same but copies every counter for every record.
+ */
+class LineTaggingParser extends Parser {
+  /** Line of the last complete record, known even when the consumer lags behind. */
+  lastLine = 0;
+
+  override push(record: unknown, encoding?: BufferEncoding): boolean {
+    if (record === null) return super.push(null, encoding);
+    this.lastLine = this.info.lines;
+    const tagged: TaggedRecord = { record: record as string[], endLine: this.info.lines, bytesRead: this.info.bytes };
+    return super.push(tagged, encoding);
+  }
+}
+
+/** What rows that do not say get, and the lists of the site. */
+interface RowDefaults {
+  lists: MailingList[];
+  choice: ListChoice;
+  status: SubscriberStatus;
+  source: string;
+  /** Parsed `lists` cells by text and frequency: a file repeats a handful of values thousands of times. */
+  listCache: Map<string, ListChoice[] | { error: string }>;
+}
+
+/** Defaults for rows that do not say: checked once, before any row is read. */
+function importDefaults(options: ImportOptions): RowDefaults {
+  const known = options.lists;
+  if (known.length === 0) throw new InputError('site.yaml has no lists to import subscribers into');
+  const slug = options.list ?? known[0]!.slug;
+  if (!known.some((l) => l.slug === slug)) {
+    throw new InputError(`--list: unknown list "${slug}" (known: ${known.map((l) => l.slug).join(', ')})`);
+  }
+  const frequency = options.frequency ?? 'instant';
+  if (!FREQUENCIES.includes(frequency)) throw new InputError(`--frequency: expected one of ${FREQUENCIES.join(', ')}, got "${frequency}"`);
+  return { lists: known, choice: { slug, frequency }, status: options.confirmed ? 'active' : 'pending', source: options.source, listCache: new Map() };
+}
+
+async function insertBatch(options: ImportOptions, batch: { subscriber: NewSubscriber }[], summary: ImportSummary): Promise<void> {
+  if (batch.length === 0) return;
+  const { repo } = options;
+  const keys = batch.map((b) => b.subscriber.emailKey);
+  const suppressed = repo.suppressedAmong
+    ? await repo.suppressedAmong(keys)
+    : new Set((await Promise.all(keys.map(async (k) => ((await repo.isSuppressed(k)) ? k : undefined)))).filter((k) => k !== undefined));
+  const fresh = batch.map((b) => b.subscriber).filter((s) => !suppressed.has(s.emailKey));
+  const inserted = await repo.insertMany(fresh, options.now);
+  summary.imported += inserted;
+  summary.existing += fresh.length - inserted;
+  summary.suppressed += batch.length - fresh.length;
+}
+
+function readHeader(record: string[], line: number): Columns {
+  const names = record.map((name) => name.trim().toLowerCase());
+  const find = (key: keyof typeof HEADER_NAMES): number | undefined => {
+    const found = names.flatMap((name, index) => (HEADER_NAMES[key].includes(name) ? [index] : []));
+    if (found.length > 1) throw new InputError(`line ${line}: the header has more than one "${key}" column`);
+    return found[0];
+  };
+  const email = find('email');
+  if (email === undefined) {
+    throw new InputError(`line ${line}: the header row needs an "email" column (found: ${names.map((n) => `"${n.slice(0, 40)}"`).join(', ')})`);
+  }
+  return { email, name: find('name'), lists: find('lists'), frequency: find('frequency'), status: find('status'), count: record.length };
+}
+
+function parseRow(record: string[], columns: Columns, defaults: RowDefaults): NewSubscriber | { error: string } {
+  if (record.length > columns.count) {
+    return { error: `${record.length} values but the header has ${columns.count} columns (quote values that contain commas)` };
+  }
+  const field = (index: number | undefined) => (index === undefined ? '' : unescapeFormula(record[index] ?? '').trim());
+  const email = parseEmailAddress(field(columns.email));
+  if ('error' in email) return email;
+  const name = field(columns.name);
+  if (/[\r\n]/.test(name)) return { error: 'name: must not contain line breaks' };
+  if (name.length > 100) return { error: `name: at most 100 characters (got ${name.length})` };
+  const status = parseStatus(field(columns.status), defaults.status);
+  if (typeof status !== 'string') return status;
+  const frequency = field(columns.frequency) || defaults.choice.frequency;
+  if (!FREQUENCIES.includes(frequency as Frequency)) return { error: frequencyError(frequency) };
+  // People who left stay without lists, as unsubscribing leaves them.
+  const lists = status === 'active' || status === 'pending' ? cachedLists(field(columns.lists), defaults, frequency as Frequency) : [];
+  if (!Array.isArray(lists)) return lists;
+  return { email: email.address, emailKey: email.key, name: name || null, status, source: defaults.source, consentIp: null, lists };
+}
+
+function parseStatus(value: string, fallback: SubscriberStatus): SubscriberStatus | { error: string } {
+  const status = value.toLowerCase();
+  if (status === '' || status === 'active' || status === 'pending') return fallback;
+  if (STATUSES.includes(status as SubscriberStatus)) return status as SubscriberStatus;
+  return { error: `status: expected one of ${STATUSES.join(', ')}, got "${value.slice(0, 40)}"` };
+}
+
+function cachedLists(value: string, defaults: RowDefaults, frequency: Frequency): ListChoice[] | { error: string } {
+  const key = `${frequency}|${value}`;
+  let lists = defaults.listCache.get(key);
+  if (!lists) {
+    lists = parseLists(value, defaults, frequency);
+    if (defaults.listCache.size >= 1000) defaults.listCache.clear();
+    defaults.listCache.set(key, lists);
+  }
+  return lists;
+}
+
+function parseLists(
+  value: string,
+  defaults: { lists: MailingList[]; choice: ListChoice },
+  frequency: Frequency,
+): ListChoice[] | { error: string } {
+  if (value === '') return [{ slug: defaults.choice.slug, frequency }];
+  const choices = new Map<string, Frequency>();
+  for (const entry of value.split(/[;,]/).map((e) => e.trim()).filter(Boolean)) {
+    const [slug = '', pace = ''] = entry.split(':').map((part) => part.trim());
+    if (!defaults.lists.some((l) => l.slug === slug)) {
+      return { error: `lists: unknown list "${slug.slice(0, 60)}" (known: ${defaults.lists.map((l) => l.slug).join(', ')})` };
+    }
+    if (pace !== '' && !FREQUENCIES.includes(pace as Frequency)) return { error: frequencyError(pace) };
+    choices.set(slug, (pace || frequency) as Frequency);
+  }
+  if (choices.size === 0) return [{ slug: defaults.choice.slug, frequency }];
+  return [...choices].map(([slug, pace]) => ({ slug, frequency: pace }));
+}
+
+function frequencyError(value: string): string {
+  return `frequency: expected one of ${FREQUENCIES.join(', ')}, got "${value.slice(0, 40)}"`;
+}
+
+/** Undoes the `'` the export puts before values a spreadsheet would run as a formula. */
+export function unescapeFormula(value: string): string {
+  return /^'[=+\-@\t\r]/.test(value) ? value.slice(1) : value;
+}
+
+function addInvalid(summary: ImportSummary, line: number, reason: string): void {
+  summary.invalidCount += 1;
+  if (summary.invalid.length < MAX_INVALID_DETAILS) summary.invalid.push({ line, reason });
+}
+
+// A record's line is where it starts: the parser reports where it ends, after any line breaks inside quotes.
+function countNewlines(record: string[]): number {
+  let count = 0;
+  for (const value of record) {
+    for (let i = value.indexOf('\n'); i !== -1; i = value.indexOf('\n', i + 1)) count += 1;
+  }
+  return count;
+}
+
+function csvErrorLine(error: CsvError, lastRecordEndLine: number): number {
+  // An unclosed quote is only noticed at the end of the file: the record it belongs to starts after the last good one.
+  if (error.code === 'CSV_QUOTE_NOT_CLOSED') return lastRecordEndLine + 1;
+  return typeof error.lines === 'number' ? error.lines : lastRecordEndLine + 1;
+}
+
+function csvProblem(error: CsvError): string {
+  switch (error.code) {
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'a quoted value is never closed';
+    case 'INVALID_OPENING_QUOTE':
+      return 'a quote in the middle of an unquoted value (quote the whole value and double the quotes inside it)';
+    case 'CSV_INVALID_CLOSING_QUOTE':
+      return 'a character right after a closing quote (double the quotes inside a quoted value)';
+    default:
+      return error.message;
+  }
+}
