@@ -22,7 +22,7 @@ const envSchema = z.object({
   GAZETTE_DATA_DIR: z.string().default('./data'),
   /** Database URL; unset means the SQLite file data/gazette.db. */
   DATABASE_URL: optionalString,
-  /** redis://… puts the queue on BullMQ; unset keeps it in SQLite. */
+  /** redis://… will put the queue on BullMQ (not available yet: refused); unset keeps it in the database. */
   REDIS_URL: optionalString,
   /** smtp://user:pass@host:port or smtps://…; unset writes .eml files to data/outbox/. */
   SMTP_URL: optionalString.refine(
@@ -90,6 +90,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  if (e.REDIS_URL) {
+    // Silently ignoring it would leave an operator believing the queue is on Redis.
+    throw new ConfigError('invalid configuration:\nREDIS_URL: the BullMQ (Redis) queue backend is not available yet; unset REDIS_URL to use the queue in the database');
+  }
   const dkimKeys = [e.DKIM_DOMAIN, e.DKIM_SELECTOR, e.DKIM_PRIVATE_KEY_FILE];
   const dkimSet = dkimKeys.filter((value) => value !== undefined).length;
   if (dkimSet !== 0 && dkimSet !== 3) {

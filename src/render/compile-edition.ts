@@ -1,4 +1,3 @@
-import mjml2html from 'mjml';
 import type { MailingList, Site, Story } from '../content/model.ts';
 import { RenderError } from '../errors.ts';
 import type { DateFormatter, EmailTemplatePair, EmailTemplates } from './email-templates.ts';
@@ -49,6 +48,8 @@ export async function compileEmail(
   context: { subject: string; preheader: string } & Record<string, unknown>,
 ): Promise<CompiledEdition> {
   const mjmlSource = templates.mjml.render(context);
+  // Loaded on first compile: workers and the HTTP server's hot paths never need MJML's ~100 MB.
+  const { default: mjml2html } = await import('mjml');
   const result = await mjml2html(mjmlSource, {
     validationLevel: 'soft',
     keepComments: false,

@@ -30,7 +30,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     logger: options.logger ? { level: app.config.logLevel } : false,
     bodyLimit: 64 * 1024,
     trustProxy: true,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
   });
   const web = await loadWebTemplates(app.config.templatesDir);
   const feeds = new FeedCache(app, { onError: (err, what) => server.log.warn({ err }, what) });

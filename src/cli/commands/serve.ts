@@ -7,7 +7,7 @@ import type { AppFactory } from '../main.ts';
 export function registerServe(program: Command, makeApp: AppFactory): void {
   program
     .command('serve')
-    .description('run the HTTP server: home page, feeds, subscribe/confirm/unsubscribe, admin API')
+    .description('run the HTTP server (pages, feeds, subscriptions, admin API) with the worker and the scheduler')
     .option('--port <n>', 'port to listen on (default: PORT or 8080)')
     .option('--host <address>', 'address to listen on', '0.0.0.0')
     .action(async (options: { port?: string; host: string }) => {
@@ -22,12 +22,16 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       const server = await buildServer(app, { logger: true });
       await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
       await server.listen({ port: effectivePort, host: options.host });
+      const controller = new AbortController();
+      const worker = (await app.worker()).run({ signal: controller.signal });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });
-      server.log.info('shutting down');
+      server.log.info('shutting down: finishing the messages in flight');
+      controller.abort();
+      await worker;
       await server.close();
       await app.close();
     });
