@@ -1,8 +1,10 @@
 // `npm run bench [-- section…]`: prints the figures the issues set targets for.
+import { benchDelivery } from './delivery.ts';
 import { benchRender } from './render.ts';
 
 const sections: Record<string, () => Promise<string[]>> = {
   render: benchRender,
+  delivery: benchDelivery,
 };
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -25,6 +25,8 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
     pool: true,
     maxConnections: options.maxConnections,
     maxMessages: Infinity,
+    // A message is sent once per attempt: the ledger decides retries, never the pool behind its back.
+    maxRequeues: 0,
     connectionTimeout: options.timeoutMs ?? 30_000,
     socketTimeout: options.timeoutMs ?? 60_000,
     greetingTimeout: options.timeoutMs ?? 30_000,

@@ -68,6 +68,8 @@ export class Worker {
   private refilling: Promise<boolean> | undefined;
   private readonly touched = new Set<number>();
   private pausedUntil = 0;
+  /** Editions paused (here or by another process): their jobs go back to the queue unsent. */
+  private paused = new Set<number>();
   private readonly sent: SentRecorder;
 
   constructor(
@@ -115,8 +117,8 @@ export class Worker {
   private async refill(): Promise<boolean> {
     const now = this.deps.clock.now();
     if (now.getTime() < this.pausedUntil) return false;
-    const paused = await this.deps.editions.pausedIds();
-    const jobs = await this.deps.queue.reserve(this.options.concurrency * 4, this.options.leaseMs, now, paused);
+    this.paused = new Set(await this.deps.editions.pausedIds());
+    const jobs = await this.deps.queue.reserve(this.options.concurrency * 4, this.options.leaseMs, now, [...this.paused]);
     if (jobs.length === 0) return false;
     const deliveries = await this.deps.deliveries.forSending(jobs.map((j) => j.id));
     this.buffer.push(...jobs.map((job) => ({ job, delivery: deliveries.get(job.id) })));
@@ -130,6 +132,10 @@ export class Worker {
       return;
     }
     this.touched.add(delivery.editionId);
+    if (this.paused.has(delivery.editionId)) {
+      await deps.queue.retry(job, deps.clock.now());
+      return;
+    }
     if (!delivery.email || delivery.subscriberStatus !== 'active' || delivery.suppressed) {
       await deps.deliveries.record(delivery.id, 'skipped', deps.clock.now(), `subscriber is ${delivery.suppressed ? 'suppressed' : (delivery.subscriberStatus ?? 'erased')}`);
       await deps.queue.ack(job);
@@ -157,8 +163,13 @@ export class Worker {
       deps.log('bounced', { delivery: delivery.id, error: error.message });
     } else if (error instanceof TransportRejectedError) {
       // The server refuses us as a whole: pause the edition instead of burning through the list.
+      this.paused.add(delivery.editionId);
       await deps.editions.setStatus(delivery.editionId, 'paused', now, error.message);
-      await deps.queue.retry({ ...job }, now);
+      await deps.queue.retry(job, now);
+      // The jobs already taken for this edition go back too, unsent.
+      const held = this.buffer.filter((b) => b.job.groupId === delivery.editionId);
+      this.buffer = this.buffer.filter((b) => b.job.groupId !== delivery.editionId);
+      for (const b of held) await deps.queue.retry(b.job, now);
       this.pausedUntil = now.getTime() + this.options.rejectedBackoffMs;
       deps.log('paused', { edition: delivery.editionId, error: error.message });
     } else if (job.attempts >= this.options.retry.maxAttempts) {

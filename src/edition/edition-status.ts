@@ -44,7 +44,8 @@ export async function editionStatus(
   const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
   const rate = progress.sentSince / 60;
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
-  const lastChange = progress.lastUpdate ?? edition.enqueued_at;
+  // A resumed send restarts the clock: the later of the last delivery change and the (re)start.
+  const lastChange = [progress.lastUpdate, edition.enqueued_at].filter((t): t is string => t !== null).sort().pop() ?? null;
   const stalled =
     edition.status === 'sending' && counts.queued > 0 && lastChange !== null && now.getTime() - Date.parse(lastChange) > STALLED_AFTER_MS;
   return {

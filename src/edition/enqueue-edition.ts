@@ -51,7 +51,10 @@ export async function enqueueEdition(
       enqueued += await deps.queue.enqueue(ids.map((id) => ({ id, groupId: editionId })), deps.now());
     }
   }
+  // New subscribers since a finished send make it a send in progress again.
   const counts = await deps.deliveries.counts(editionId);
-  if (counts.queued === 0) await deps.editions.setStatus(editionId, 'sent', deps.now());
+  const current = (await deps.editions.find(editionId))!.status;
+  if (counts.queued === 0 && current !== 'sent') await deps.editions.setStatus(editionId, 'sent', deps.now());
+  if (counts.queued > 0 && current === 'sent') await deps.editions.setStatus(editionId, 'sending', deps.now());
   return { editionId, added, enqueued };
 }

@@ -48,11 +48,14 @@ export function createSqlQueue(store: Store): Queue {
     },
 
     async ackMany(jobs) {
-      if (jobs.length === 0) return;
-      await db
-        .deleteFrom('queue_jobs')
-        .where((eb) => eb.or(jobs.map((job) => eb.and([eb('id', '=', job.id), eb('lease_until', '=', job.lease)]))))
-        .execute();
+      // Chunks keep the OR list under SQLite's expression depth limit (1,000).
+      for (let i = 0; i < jobs.length; i += 200) {
+        const chunk = jobs.slice(i, i + 200);
+        await db
+          .deleteFrom('queue_jobs')
+          .where((eb) => eb.or(chunk.map((job) => eb.and([eb('id', '=', job.id), eb('lease_until', '=', job.lease)]))))
+          .execute();
+      }
     },
 
     async retry(job, at) {

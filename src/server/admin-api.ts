@@ -1,5 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { PassThrough, Transform, pipeline, type Readable } from 'node:stream';
+import { PassThrough, Transform, type Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
@@ -133,7 +133,7 @@ function registerImportRoute(csv: FastifyInstance, app: App): void {
     if (Number(request.headers['content-length'] ?? 0) > limit) throw new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`);
     const confirmed = flag(request.query, 'confirmed');
     const list = await knownList(app, text(request.query, 'list'));
-    const input = pipeline(request.body, byteLimit(limit), () => {});
+    const input = limitedBody(request.body, limit);
     const summary = await importSubscribersCsv(input, {
       repo: await app.subscribers(),
       lists: (await app.content()).site.lists,
@@ -224,14 +224,23 @@ function flag(query: Query, key: string): boolean {
   throw new InputError(`${key}: expected true or false, got "${value.slice(0, 40)}"`);
 }
 
-/** Passes bytes through until `limit`, then fails with 413 (a stream body is not counted by Fastify). */
-function byteLimit(limit: number): Transform {
+/**
+ * The request body, failing with 413 past `limit` bytes (Fastify does not count a body it hands over as a
+ * stream). The request itself is never destroyed with the error: the rest is drained so the 413 can be sent.
+ */
+function limitedBody(body: Readable, limit: number): Readable {
   let seen = 0;
-  return new Transform({
+  const limited = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
       if (seen > limit) callback(new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`));
       else callback(null, chunk);
     },
   });
+  body.on('error', (error) => limited.destroy(error));
+  limited.on('error', () => {
+    body.unpipe(limited);
+    body.resume();
+  });
+  return body.pipe(limited);
 }

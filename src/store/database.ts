@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import { ConfigError, GazetteError } from '../errors.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
@@ -52,11 +52,24 @@ async function openPostgres(url: string): Promise<Store> {
 }
 
 async function migrate(store: Store): Promise<void> {
+  // Postgres: keep Kysely's bookkeeping tables in our own schema, or another app's copy in
+  // another schema of the same database would be found first.
+  const schema =
+    store.dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(store.db)).rows[0]?.schema
+      : undefined;
   const migrator = new Migrator({
     db: store.db,
     provider: { getMigrations: async () => migrations(store.dialect) },
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
-  const { error, results } = await migrator.migrateToLatest();
+  let { error, results } = await migrator.migrateToLatest();
+  // SQLite has no migration lock: two processes opening a fresh file at once (serve and a
+  // worker) race, and the loser fails on the migration record. Once the winner is done, retry.
+  for (let attempt = 0; error && store.dialect === 'sqlite' && attempt < 10; attempt++) {
+    await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+    ({ error, results } = await migrator.migrateToLatest());
+  }
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     await store.close();

@@ -60,7 +60,10 @@ export class DeliveriesRepo {
       .innerJoin('subscriptions as sub', 'sub.subscriber_id', 's.id')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('sub.list_slug', '=', listSlug)
-      .where('s.status', '=', 'active');
+      .where('s.status', '=', 'active')
+      .where(({ not, exists, selectFrom }) =>
+        not(exists(selectFrom('suppressions as x').select('x.email_key').whereRef('x.email_key', '=', 's.email_key'))),
+      );
     if (audience !== 'all') query = query.where('sub.frequency', '=', audience);
     return Number((await query.executeTakeFirstOrThrow()).n);
   }

@@ -110,5 +110,47 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('editions').ifExists().execute();
       },
     },
+    '0003_schedules': {
+      async up(db: Db) {
+        await id(db, 'schedules')
+          .addColumn('kind', 'text', (col) => col.notNull())
+          .addColumn('list_slug', 'text', (col) => col.notNull())
+          .addColumn('edition_id', 'integer')
+          .addColumn('at', 'text')
+          .addColumn('cron', 'text')
+          .addColumn('timezone', 'text')
+          .addColumn('audience', 'text', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .execute();
+        await db.schema.createIndex('schedules_status').ifNotExists().on('schedules').columns(['status', 'id']).execute();
+        await id(db, 'schedule_fires')
+          .addColumn('schedule_id', 'integer', (col) => col.notNull().references('schedules.id'))
+          .addColumn('fire_at', 'text', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('edition_id', 'integer')
+          .addColumn('detail', 'text')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'text', (col) => col.notNull())
+          .addUniqueConstraint('schedule_fires_schedule_fire_at', ['schedule_id', 'fire_at'])
+          .execute();
+        await db.schema.createIndex('schedule_fires_status').ifNotExists().on('schedule_fires').columns(['status', 'created_at']).execute();
+        await db.schema
+          .createTable('schedule_published')
+          .ifNotExists()
+          .addColumn('schedule_id', 'integer', (col) => col.notNull().references('schedules.id'))
+          .addColumn('story_slug', 'text', (col) => col.notNull())
+          .addColumn('edition_id', 'integer')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addPrimaryKeyConstraint('schedule_published_pk', ['schedule_id', 'story_slug'])
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('schedule_published').ifExists().execute();
+        await db.schema.dropTable('schedule_fires').ifExists().execute();
+        await db.schema.dropTable('schedules').ifExists().execute();
+      },
+    },
   };
 }

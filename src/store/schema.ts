@@ -109,6 +109,9 @@ export interface Database {
   editions: EditionsTable;
   deliveries: DeliveriesTable;
   queue_jobs: QueueJobsTable;
+  schedules: SchedulesTable;
+  schedule_fires: ScheduleFiresTable;
+  schedule_published: SchedulePublishedTable;
 }
 
 export type SubscriberRow = Selectable<SubscribersTable>;
@@ -116,3 +119,58 @@ export type NewSubscriberRow = Insertable<SubscribersTable>;
 export type SubscriptionRow = Selectable<SubscriptionsTable>;
 export type EditionRow = Selectable<EditionsTable>;
 export type DeliveryRow = Selectable<DeliveriesTable>;
+
+/** What a schedule does: send one edition at an instant, a digest on a cron rule, or each new story. */
+export type ScheduleKind = 'one-off' | 'recurring' | 'on-publish';
+
+/** Whether a schedule still fires: a one-off is done after its fire; cancelled ones never fire again. */
+export type ScheduleStatus = 'active' | 'cancelled' | 'done';
+
+export interface SchedulesTable {
+  id: Generated<number>;
+  kind: ScheduleKind;
+  list_slug: string;
+  /** The edition a one-off sends. */
+  edition_id: number | null;
+  /** The instant a one-off fires (ISO 8601 UTC). */
+  at: Timestamp | null;
+  /** The cron expression (5 or 6 fields) of a recurring digest, read in `timezone`. */
+  cron: string | null;
+  /** IANA zone the cron expression's wall-clock times are in. */
+  timezone: string | null;
+  /** Who of the list gets the editions it makes. */
+  audience: Audience;
+  status: ScheduleStatus;
+  created_at: Timestamp;
+  /** Changes on every edit: schedulers in other processes reload the schedule when it moves. */
+  updated_at: Timestamp;
+}
+
+/** How one fire went: claimed and in progress, sent, skipped (empty digest), missed (too late), failed. */
+export type FireStatus = 'running' | 'sent' | 'skipped' | 'missed' | 'failed';
+
+/** One fire of a schedule; (schedule_id, fire_at) is unique, so a fire happens at most once. */
+export interface ScheduleFiresTable {
+  id: Generated<number>;
+  schedule_id: number;
+  /** The scheduled instant (ISO 8601 UTC, canonical `toISOString()` form). */
+  fire_at: Timestamp;
+  status: FireStatus;
+  edition_id: number | null;
+  /** Why it was skipped, missed or failed; what was queued when sent. */
+  detail: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+/** Stories an on-publish schedule has seen: each is sent once; the ones present at creation are not sent. */
+export interface SchedulePublishedTable {
+  schedule_id: number;
+  story_slug: string;
+  /** The single-story edition sent; null for stories already published when the schedule was made. */
+  edition_id: number | null;
+  created_at: Timestamp;
+}
+
+export type ScheduleRow = Selectable<SchedulesTable>;
+export type ScheduleFireRow = Selectable<ScheduleFiresTable>;

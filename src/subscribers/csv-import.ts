@@ -55,6 +55,9 @@ export interface ImportSummary {
   invalid: InvalidRow[];
 }
 
+/** A longer row is a broken file (a quote never closed), not a subscriber: the import stops there. */
+export const MAX_ROW_BYTES = 64 * 1024;
+
 /** At most this many invalid rows are kept with their reason (all are counted). */
 export const MAX_INVALID_DETAILS = 1000;
 
@@ -66,7 +69,7 @@ export class MalformedCsvError extends InputError {
   constructor(line: number, problem: string, summary: ImportSummary, options?: { cause?: unknown }) {
     super(
       `malformed CSV at line ${line}: ${problem}` +
-        (summary.rows > 0 ? ` (the ${summary.rows} rows before it were processed; importing the fixed file again skips them)` : ''),
+        (summary.rows > 0 ? ` (${summary.rows} rows before it were processed: import the fixed file again, rows already imported are skipped)` : ''),
     );
     if (options?.cause) this.cause = options.cause;
     this.line = line;
@@ -97,57 +100,71 @@ const HEADER_NAMES: Record<Exclude<keyof Columns, 'count'>, string[]> = {
 /**
  * Streams a CSV of subscribers into the store in batches, so memory stays flat whatever the size.
  * A header row with an `email` column is required; `name`, `lists` (slugs, or slug:frequency, separated
- * by ; or ,), `frequency` and `status` are optional, other columns are ignored. A `status` of
- * unsubscribed, bounced or complained is kept (so a re-imported export mails nobody who left); any other
- * row becomes active when `confirmed`, else pending. No email is sent. Importing a file twice changes nothing.
+ * by ; or ,), `frequency` and `status` are optional, other columns are ignored. A `status` of pending,
+ * unsubscribed, bounced or complained is kept (so a re-imported export mails nobody who did not agree);
+ * any other row becomes active when `confirmed`, else pending. No email is sent. Importing a file twice
+ * changes nothing.
  */
 export async function importSubscribersCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
+  const rows = rowImporter(options);
+  const parser = new TaggingParser({ bom: true, relax_column_count: true, skip_empty_lines: true, max_record_size: MAX_ROW_BYTES });
+  input.on('error', (error) => parser.destroy(error));
+  try {
+    for await (const item of input.pipe(parser) as AsyncIterable<ParsedItem>) {
+      if ('problem' in item) {
+        // The good rows read before the break are kept, so the summary tells what is in the store.
+        await rows.flush();
+        throw new MalformedCsvError(item.line, csvProblem(item.problem), rows.summary, { cause: item.problem });
+      }
+      await rows.add(item);
+    }
+  } finally {
+    input.unpipe(parser);
+    if (!input.readableEnded) input.destroy();
+  }
+  return rows.finish();
+}
+
+/** Checks rows one at a time and stores them a batch at a time. */
+function rowImporter(options: ImportOptions) {
   const defaults = importDefaults(options);
   const batchSize = options.batchSize ?? 1000;
   const summary: ImportSummary = { rows: 0, imported: 0, existing: 0, suppressed: 0, invalidCount: 0, invalid: [] };
+  // First line of each address: duplicates in the file are reported, not imported twice.
   const seen = new Map<string, number>();
-  const parser = new LineTaggingParser({ bom: true, relax_column_count: true, skip_empty_lines: true });
-  input.once('error', (error) => parser.destroy(error));
-  const records = input.pipe(parser) as AsyncIterable<TaggedRecord>;
-
   let columns: Columns | undefined;
-  let batch: { subscriber: NewSubscriber; line: number }[] = [];
+  let batch: NewSubscriber[] = [];
   let bytes = 0;
   const flush = async () => {
     await insertBatch(options, batch, summary);
     batch = [];
     options.onProgress?.({ rows: summary.rows, bytes });
   };
-  try {
-    for await (const { record, endLine, bytesRead } of records) {
+  return {
+    summary,
+    flush,
+    async add({ record, endLine, bytesRead }: TaggedRecord): Promise<void> {
       const line = endLine - countNewlines(record);
       bytes = bytesRead;
       if (!columns) {
         columns = readHeader(record, line);
-        continue;
+        return;
       }
       summary.rows += 1;
       const row = parseRow(record, columns, defaults);
-      if ('error' in row) {
-        addInvalid(summary, line, row.error);
-        continue;
-      }
+      if ('error' in row) return addInvalid(summary, line, row.error);
       const firstLine = seen.get(row.emailKey);
-      if (firstLine !== undefined) {
-        addInvalid(summary, line, `duplicate: ${row.email} is already on line ${firstLine}`);
-        continue;
-      }
+      if (firstLine !== undefined) return addInvalid(summary, line, `duplicate: ${row.email} is already on line ${firstLine}`);
       seen.set(row.emailKey, line);
-      batch.push({ subscriber: row, line });
+      batch.push(row);
       if (batch.length >= batchSize) await flush();
-    }
-  } catch (error) {
-    if (error instanceof CsvError) throw new MalformedCsvError(csvErrorLine(error, parser.lastLine), csvProblem(error), summary, { cause: error });
-    throw error;
-  }
-  if (!columns) throw new InputError('the file is empty: expected a header row with an "email" column');
-  await flush();
-  return summary;
+    },
+    async finish(): Promise<ImportSummary> {
+      if (!columns) throw new InputError('the file is empty: expected a header row with an "email" column');
+      await flush();
+      return summary;
+    },
+  };
 }
 
 /** A parsed record and where it ends in the file. */
@@ -157,19 +174,41 @@ interface TaggedRecord {
   bytesRead: number;
 }
 
+/** What the parser yields: records, then at most one problem that ends the file. */
+type ParsedItem = TaggedRecord | { problem: CsvError; line: number };
+
 /**
- * csv-parse's stream with each record tagged with the line it ends on, read from the parser's counters as
- * the record is pushed: its `info` option does the same but copies every counter for every record.
+ * csv-parse's stream, changed in two ways. Each record carries the line it ends on, read from the parser's
+ * counters as it is pushed (its `info` option copies every counter for every record). A malformed file
+ * ends with a problem item after the good records instead of an error that would drop those still queued.
  */
-class LineTaggingParser extends Parser {
-  /** Line of the last complete record, known even when the consumer lags behind. */
-  lastLine = 0;
+class TaggingParser extends Parser {
+  private lastLine = 0;
+  private failed = false;
 
   override push(record: unknown, encoding?: BufferEncoding): boolean {
     if (record === null) return super.push(null, encoding);
     this.lastLine = this.info.lines;
     const tagged: TaggedRecord = { record: record as string[], endLine: this.info.lines, bytesRead: this.info.bytes };
     return super.push(tagged, encoding);
+  }
+
+  override _transform(chunk: Buffer, encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    if (this.failed) return callback();
+    super._transform(chunk, encoding, (error) => this.settle(error, callback));
+  }
+
+  override _flush(callback: (error?: Error | null) => void): void {
+    if (this.failed) return callback();
+    super._flush((error) => this.settle(error, callback));
+  }
+
+  private settle(error: Error | null | undefined, callback: (error?: Error | null) => void): void {
+    if (!(error instanceof CsvError)) return callback(error);
+    this.failed = true;
+    const problem: ParsedItem = { problem: error, line: csvErrorLine(error, this.lastLine) };
+    super.push(problem);
+    callback();
   }
 }
 
@@ -196,14 +235,14 @@ function importDefaults(options: ImportOptions): RowDefaults {
   return { lists: known, choice: { slug, frequency }, status: options.confirmed ? 'active' : 'pending', source: options.source, listCache: new Map() };
 }
 
-async function insertBatch(options: ImportOptions, batch: { subscriber: NewSubscriber }[], summary: ImportSummary): Promise<void> {
+async function insertBatch(options: ImportOptions, batch: NewSubscriber[], summary: ImportSummary): Promise<void> {
   if (batch.length === 0) return;
   const { repo } = options;
-  const keys = batch.map((b) => b.subscriber.emailKey);
+  const keys = batch.map((s) => s.emailKey);
   const suppressed = repo.suppressedAmong
     ? await repo.suppressedAmong(keys)
     : new Set((await Promise.all(keys.map(async (k) => ((await repo.isSuppressed(k)) ? k : undefined)))).filter((k) => k !== undefined));
-  const fresh = batch.map((b) => b.subscriber).filter((s) => !suppressed.has(s.emailKey));
+  const fresh = batch.filter((s) => !suppressed.has(s.emailKey));
   const inserted = await repo.insertMany(fresh, options.now);
   summary.imported += inserted;
   summary.existing += fresh.length - inserted;
@@ -246,7 +285,8 @@ function parseRow(record: string[], columns: Columns, defaults: RowDefaults): Ne
 
 function parseStatus(value: string, fallback: SubscriberStatus): SubscriberStatus | { error: string } {
   const status = value.toLowerCase();
-  if (status === '' || status === 'active' || status === 'pending') return fallback;
+  // `active` in a file is only a claim: the operator's `confirmed` decides. `pending` stays pending.
+  if (status === '' || status === 'active') return fallback;
   if (STATUSES.includes(status as SubscriberStatus)) return status as SubscriberStatus;
   return { error: `status: expected one of ${STATUSES.join(', ')}, got "${value.slice(0, 40)}"` };
 }
@@ -305,8 +345,8 @@ function countNewlines(record: string[]): number {
 }
 
 function csvErrorLine(error: CsvError, lastRecordEndLine: number): number {
-  // An unclosed quote is only noticed at the end of the file: the record it belongs to starts after the last good one.
-  if (error.code === 'CSV_QUOTE_NOT_CLOSED') return lastRecordEndLine + 1;
+  // An unclosed quote is noticed at the end of the file, an overlong row at its end: either row starts after the last good one.
+  if (error.code === 'CSV_QUOTE_NOT_CLOSED' || error.code === 'CSV_MAX_RECORD_SIZE') return lastRecordEndLine + 1;
   return typeof error.lines === 'number' ? error.lines : lastRecordEndLine + 1;
 }
 
@@ -316,6 +356,8 @@ function csvProblem(error: CsvError): string {
       return 'a quoted value is never closed';
     case 'INVALID_OPENING_QUOTE':
       return 'a quote in the middle of an unquoted value (quote the whole value and double the quotes inside it)';
+    case 'CSV_MAX_RECORD_SIZE':
+      return `a row longer than ${MAX_ROW_BYTES / 1024} KB (is a quote never closed?)`;
     case 'CSV_INVALID_CLOSING_QUOTE':
       return 'a character right after a closing quote (double the quotes inside a quoted value)';
     default:

@@ -15,7 +15,7 @@ import type { AppFactory } from '../main.ts';
 
 const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
 
-const CONSENT_HELP = 'add them as active (confirmed) at once: use only for people whose consent to receive the newsletter you hold';
+const CONSENT_HELP = 'mark them active (confirmed) at once: use only for people whose consent to receive the newsletter you hold';
 
 /** `gazette subscribers add | import | export | list | remove`: the operator's view of the subscriber base. */
 export function registerSubscribers(program: Command, makeApp: AppFactory): void {

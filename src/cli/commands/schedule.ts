@@ -1,0 +1,169 @@
+import type { Command } from 'commander';
+import type { App } from '../../app.ts';
+import { InputError, NotFoundError } from '../../errors.ts';
+import { publishNewStories } from '../../schedule/fire-schedule.ts';
+import {
+  addSchedule,
+  cancelSchedule,
+  describeSchedule,
+  scheduleId,
+  scheduleView,
+  upcomingFires,
+  type ScheduleView,
+  type UpcomingFire,
+} from '../../schedule/manage-schedules.ts';
+import { fireDeps, schedulesRepo, startScheduler, stderrLog } from '../../schedule/start-scheduler.ts';
+import type { AppFactory } from '../main.ts';
+
+interface AddFlags {
+  edition?: string;
+  at?: string;
+  list?: string;
+  cron?: string;
+  tz?: string;
+  digest?: boolean;
+  audience?: string;
+  onPublish?: boolean;
+}
+
+/** `gazette schedule add | list | cancel | next | check`. */
+export function registerSchedule(program: Command, makeApp: AppFactory): void {
+  const schedule = program.command('schedule').description('schedule sends: one-off, recurring digests, each story on publish');
+  const withApp =
+    <A extends unknown[]>(fn: (app: App, ...args: A) => Promise<void>) =>
+    async (...args: A) => {
+      const app = makeApp();
+      try {
+        await fn(app, ...args);
+      } finally {
+        await app.close();
+      }
+    };
+
+  schedule
+    .command('add')
+    .description('add a schedule: --edition ID --at ISO | --list L --cron EXPR --tz ZONE --digest | --list L --on-publish; prints its id')
+    .option('--edition <id>', 'one-off: the edition to send')
+    .option('--at <iso>', 'one-off: when, with an offset or zone (2026-03-30T07:00+03:00, …Z, 2026-03-30T07:00[Europe/Kyiv])')
+    .option('--list <slug>', 'recurring or on-publish: the list')
+    .option('--cron <expr>', 'recurring: cron expression, 5 fields (or 6 with seconds first), e.g. "0 7 * * 1"')
+    .option('--tz <zone>', 'recurring: IANA zone the cron times are in (default: site.yaml timezone)')
+    .option('--digest', 'recurring: each fire sends a digest of the stories since the list\'s last one')
+    .option('--audience <who>', 'recurring: all (default), instant, daily or weekly subscribers')
+    .option('--on-publish', 'each newly published story to the list\'s instant subscribers')
+    .action(
+      withApp(async (app, flags: AddFlags) => {
+        const schedules = await schedulesRepo(app);
+        const row = await addSchedule({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, flags);
+        const view = await scheduleView(schedules, row, app.now());
+        const next = view.next_fire_at ? `; next fire ${upcomingFires(row, app.now(), 1).map(both)[0]}` : '';
+        process.stderr.write(`schedule ${row.id}: ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}${next}\n`);
+        process.stdout.write(`${row.id}\n`);
+      }),
+    );
+
+  schedule
+    .command('list')
+    .description('schedules, with their next and last fire')
+    .option('--json', 'machine-readable output')
+    .action(
+      withApp(async (app, flags: { json?: boolean }) => {
+        const schedules = await schedulesRepo(app);
+        const views = await Promise.all((await schedules.list()).map((row) => scheduleView(schedules, row, app.now())));
+        process.stdout.write(flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatList(views));
+      }),
+    );
+
+  schedule
+    .command('cancel')
+    .description('cancel a schedule: it stops firing in every running scheduler within seconds')
+    .argument('<id>')
+    .action(
+      withApp(async (app, id: string) => {
+        const row = await cancelSchedule({ schedules: await schedulesRepo(app), now: app.now() }, scheduleId(id));
+        process.stderr.write(`schedule ${row.id} cancelled (${describeSchedule(row)})\n`);
+      }),
+    );
+
+  schedule
+    .command('next')
+    .description('upcoming fire times, in the schedule\'s zone and in UTC (all active schedules, or one)')
+    .argument('[id]')
+    .option('--count <n>', 'how many fires per schedule', '5')
+    .option('--json', 'machine-readable output')
+    .action(
+      withApp(async (app, id: string | undefined, flags: { count: string; json?: boolean }) => {
+        const count = Number(flags.count);
+        if (!Number.isInteger(count) || count < 1 || count > 1000) throw new InputError(`--count: expected a whole number from 1 to 1000, got "${flags.count}"`);
+        const schedules = await schedulesRepo(app);
+        let rows = await schedules.list('active');
+        if (id !== undefined) {
+          const one = await schedules.find(scheduleId(id));
+          if (!one) throw new NotFoundError(`no schedule ${id}`);
+          rows = [one];
+        }
+        const result = rows.map((row) => ({ id: row.id, kind: row.kind, status: row.status, fires: upcomingFires(row, app.now(), count) }));
+        if (flags.json) {
+          process.stdout.write(`${JSON.stringify(id === undefined ? result : result[0], null, 2)}\n`);
+          return;
+        }
+        for (const [i, entry] of result.entries()) {
+          const row = rows[i]!;
+          process.stdout.write(`schedule ${row.id} (${row.kind}, ${row.list_slug}): ${describeSchedule(row)}\n`);
+          if (row.status !== 'active') process.stdout.write(`  ${row.status}: no more fires\n`);
+          else if (row.kind === 'on-publish') process.stdout.write('  fires when a story is published (checked every 30 s by the scheduler)\n');
+          for (const fire of entry.fires) process.stdout.write(`  ${both(fire)}\n`);
+        }
+      }),
+    );
+
+  schedule
+    .command('check')
+    .description('send newly published stories for every on-publish schedule now (the scheduler also checks every 30 s)')
+    .action(
+      withApp(async (app) => {
+        const deps = await fireDeps(app);
+        const rows = (await deps.schedules.list('active')).filter((s) => s.kind === 'on-publish');
+        const content = await app.content();
+        let sent = 0;
+        for (const row of rows) sent += (await publishNewStories(deps, row, content)).length;
+        process.stderr.write(`${rows.length} on-publish ${rows.length === 1 ? 'schedule' : 'schedules'} checked; ${sent} ${sent === 1 ? 'story' : 'stories'} sent\n`);
+      }),
+    );
+}
+
+/** `gazette scheduler`: runs the schedules until SIGTERM/SIGINT. */
+export function registerScheduler(program: Command, makeApp: AppFactory): void {
+  program
+    .command('scheduler')
+    .description('run the scheduler alone: fires one-off, recurring and on-publish schedules until stopped')
+    .action(async () => {
+      const app = makeApp();
+      try {
+        const running = await startScheduler(app, { log: stderrLog });
+        process.stderr.write(`scheduler: running ${running.scheduler.registered().length} active schedules (grace ${Math.round(app.config.scheduleGraceMs / 60_000)} min)\n`);
+        await new Promise<void>((resolve) => {
+          process.once('SIGTERM', resolve);
+          process.once('SIGINT', resolve);
+        });
+        process.stderr.write('scheduler: stopping after the fires in progress\n');
+        await running.stop();
+      } finally {
+        await app.close();
+      }
+    });
+}
+
+function both(fire: UpcomingFire): string {
+  return fire.timezone === 'UTC' ? fire.at : `${fire.local} ${fire.timezone}  =  ${fire.at}`;
+}
+
+function formatList(views: ScheduleView[]): string {
+  if (views.length === 0) return 'no schedules (add one with gazette schedule add)\n';
+  const lines = views.map((v) => {
+    const last = v.last_fire ? `last ${v.last_fire.fire_at} ${v.last_fire.status}` : v.stories_sent !== null ? `${v.stories_sent} sent` : 'never fired';
+    const next = v.next_fire_at ? `next ${v.next_fire_at}` : '';
+    return `${String(v.id).padStart(4)}  ${v.status.padEnd(9)} ${v.kind.padEnd(10)} ${v.list.padEnd(12)} ${describeSchedule({ ...v, list_slug: v.list })}  ${[next, last].filter(Boolean).join(' · ')}`;
+  });
+  return `${lines.join('\n')}\n`;
+}

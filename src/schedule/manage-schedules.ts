@@ -1,0 +1,187 @@
+import { publishedStories } from '../content/load-content.ts';
+import type { Content } from '../content/model.ts';
+import { InputError, NotFoundError } from '../errors.ts';
+import type { EditionsRepo } from '../store/editions-repo.ts';
+import { FREQUENCIES, type Audience, type ScheduleRow } from '../store/schema.ts';
+import { compileCron } from './cron-time.ts';
+import { parseInstant } from './parse-instant.ts';
+import type { NewSchedule, SchedulesRepo } from './schedules-repo.ts';
+import { formatInZone } from './zone-time.ts';
+
+const AUDIENCES: readonly Audience[] = ['all', ...FREQUENCIES];
+
+/** What an editor asks for, from CLI flags or an API body: one of the three shapes. */
+export interface ScheduleRequest {
+  /** One-off: the edition and the instant. */
+  edition?: number | string | undefined;
+  at?: string | undefined;
+  /** Recurring digest: list, cron expression, IANA zone (default: site.yaml's), audience. */
+  list?: string | undefined;
+  cron?: string | undefined;
+  tz?: string | undefined;
+  digest?: boolean | undefined;
+  audience?: string | undefined;
+  /** On publish: each new story to the list's instant subscribers. */
+  onPublish?: boolean | undefined;
+}
+
+/** What managing schedules needs. */
+export interface ManageDeps {
+  schedules: SchedulesRepo;
+  editions: EditionsRepo;
+  content(): Promise<Content>;
+  now: Date;
+}
+
+const SHAPES = 'choose --edition ID --at ISO, --list L --cron EXPR --tz ZONE --digest, or --list L --on-publish';
+
+/** Validates a request and stores the schedule; refuses with a reason naming the bad value. */
+export async function addSchedule(deps: ManageDeps, request: ScheduleRequest): Promise<ScheduleRow> {
+  const content = await deps.content();
+  const kind = request.onPublish ? 'on-publish' : request.cron !== undefined ? 'recurring' : request.edition !== undefined || request.at !== undefined ? 'one-off' : undefined;
+  if (!kind) throw new InputError(SHAPES);
+  if (kind === 'on-publish') {
+    refuse(request, ['edition', 'at', 'cron', 'tz', 'digest'], 'an on-publish schedule');
+    if (request.audience !== undefined && request.audience !== 'instant') throw new InputError(`an on-publish schedule sends to instant subscribers; daily and weekly ones get the story in their digest (audience "${request.audience}" refused)`);
+    const list = knownList(content, request.list);
+    const existing = (await deps.schedules.list('active')).find((s) => s.kind === 'on-publish' && s.list_slug === list);
+    if (existing) throw new InputError(`list "${list}" already has an on-publish schedule (schedule ${existing.id})`);
+    // Stories already out when the schedule is made are not mailed: only newly published ones are.
+    const present = publishedStories(content, deps.now).map((s) => s.slug);
+    return deps.schedules.insert({ kind, listSlug: list, audience: 'instant' }, deps.now, present);
+  }
+  if (kind === 'recurring') {
+    refuse(request, ['edition', 'at'], 'a recurring schedule');
+    if (!request.digest) throw new InputError('a recurring schedule sends a digest of the stories since the last one: add --digest');
+    const list = knownList(content, request.list);
+    const timezone = request.tz ?? content.site.timezone;
+    const cron = compileCron(request.cron!, timezone);
+    if (!cron.next(deps.now)) throw new InputError(`cron expression "${cron.expression}" never fires again`);
+    return deps.schedules.insert({ kind, listSlug: list, cron: cron.expression, timezone, audience: audience(request.audience) }, deps.now);
+  }
+  refuse(request, ['cron', 'tz', 'digest', 'audience'], 'a one-off schedule (it sends the edition as made)');
+  if (request.edition === undefined || request.at === undefined) throw new InputError('a one-off schedule needs both --edition ID and --at ISO');
+  return deps.schedules.insert(await oneOff(deps, request), deps.now);
+}
+
+async function oneOff(deps: ManageDeps, request: ScheduleRequest): Promise<NewSchedule> {
+  const id = Number(request.edition);
+  if (!Number.isInteger(id) || id <= 0) throw new InputError(`expected an edition id (a positive whole number), got "${String(request.edition).slice(0, 40)}"`);
+  const edition = await deps.editions.find(id);
+  if (!edition) throw new NotFoundError(`no edition ${id}`);
+  if (edition.status !== 'draft') throw new InputError(`edition ${id} is already ${edition.status === 'sent' ? 'sent' : 'being sent'}: a schedule would send nothing`);
+  if (request.list !== undefined && request.list !== edition.list_slug) throw new InputError(`edition ${id} is for list "${edition.list_slug}", not "${request.list}"`);
+  const at = parseInstant(request.at!);
+  if (at.getTime() <= deps.now.getTime()) {
+    throw new InputError(`${request.at} is in the past (now is ${deps.now.toISOString()}): a one-off send must be scheduled ahead`);
+  }
+  const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.edition_id === id);
+  if (taken) throw new InputError(`edition ${id} is already scheduled (schedule ${taken.id}, at ${taken.at}); cancel that one first`);
+  return { kind: 'one-off', listSlug: edition.list_slug, editionId: id, at, audience: edition.audience };
+}
+
+/** Cancels an active schedule; it stops firing in every scheduler process within seconds. */
+export async function cancelSchedule(deps: { schedules: SchedulesRepo; now: Date }, id: number): Promise<ScheduleRow> {
+  const schedule = await deps.schedules.find(id);
+  if (!schedule) throw new NotFoundError(`no schedule ${id}`);
+  if (schedule.status !== 'active') throw new InputError(`schedule ${id} is already ${schedule.status}`);
+  await deps.schedules.setStatus(id, 'cancelled', deps.now);
+  return (await deps.schedules.find(id))!;
+}
+
+/** An upcoming fire, in the schedule's zone and in UTC. */
+export interface UpcomingFire {
+  at: string;
+  local: string;
+  timezone: string;
+}
+
+/** The next `count` fires of a schedule after `now` (none for on-publish, cancelled or done ones). */
+export function upcomingFires(schedule: ScheduleRow, now: Date, count: number): UpcomingFire[] {
+  if (schedule.status !== 'active') return [];
+  if (schedule.kind === 'one-off') {
+    const zone = 'UTC';
+    return [{ at: schedule.at!, local: formatInZone(new Date(schedule.at!), zone), timezone: zone }];
+  }
+  if (schedule.kind !== 'recurring') return [];
+  const zone = schedule.timezone!;
+  return compileCron(schedule.cron!, zone)
+    .upcoming(now, count)
+    .map((d) => ({ at: d.toISOString(), local: formatInZone(d, zone), timezone: zone }));
+}
+
+/** A schedule as shown by `schedule list --json` and the admin API: stable field names. */
+export interface ScheduleView {
+  id: number;
+  kind: ScheduleRow['kind'];
+  list: string;
+  edition_id: number | null;
+  at: string | null;
+  cron: string | null;
+  timezone: string | null;
+  audience: Audience;
+  status: ScheduleRow['status'];
+  created_at: string;
+  updated_at: string;
+  next_fire_at: string | null;
+  last_fire: { fire_at: string; status: string; edition_id: number | null; detail: string | null } | null;
+  /** On-publish: how many stories it has sent. */
+  stories_sent: number | null;
+}
+
+/** Builds the view of a schedule, with its next fire and its last recorded fire. */
+export async function scheduleView(schedules: SchedulesRepo, schedule: ScheduleRow, now: Date): Promise<ScheduleView> {
+  const [last] = await schedules.fires(schedule.id, 1);
+  return {
+    id: schedule.id,
+    kind: schedule.kind,
+    list: schedule.list_slug,
+    edition_id: schedule.edition_id,
+    at: schedule.at,
+    cron: schedule.cron,
+    timezone: schedule.timezone,
+    audience: schedule.audience,
+    status: schedule.status,
+    created_at: schedule.created_at,
+    updated_at: schedule.updated_at,
+    next_fire_at: upcomingFires(schedule, now, 1)[0]?.at ?? null,
+    last_fire: last ? { fire_at: last.fire_at, status: last.status, edition_id: last.edition_id, detail: last.detail } : null,
+    stories_sent: schedule.kind === 'on-publish' ? await schedules.sentStoryCount(schedule.id) : null,
+  };
+}
+
+/** One line saying what a schedule does. */
+export function describeSchedule(s: Pick<ScheduleRow, 'kind' | 'edition_id' | 'at' | 'cron' | 'timezone' | 'list_slug' | 'audience'>): string {
+  if (s.kind === 'one-off') return `edition ${s.edition_id} at ${s.at}`;
+  if (s.kind === 'recurring') return `digest "${s.cron}" ${s.timezone}${s.audience === 'all' ? '' : ` to ${s.audience} subscribers`}`;
+  return 'each newly published story to instant subscribers';
+}
+
+/** Parses a schedule id argument. */
+export function scheduleId(value: string | number): number {
+  const id = Number(value);
+  if (!Number.isInteger(id) || id <= 0) throw new InputError(`expected a schedule id (a positive whole number), got "${String(value).slice(0, 40)}"`);
+  return id;
+}
+
+function knownList(content: Content, slug: string | undefined): string {
+  const known = content.site.lists.map((l) => l.slug);
+  if (!slug) throw new InputError(`choose a list with --list (known: ${known.join(', ')})`);
+  if (!known.includes(slug)) throw new InputError(`unknown list "${slug.slice(0, 60)}" (known: ${known.join(', ')})`);
+  return slug;
+}
+
+function audience(value: string | undefined): Audience {
+  if (value === undefined) return 'all';
+  if (!AUDIENCES.includes(value as Audience)) throw new InputError(`audience: expected one of ${AUDIENCES.join(', ')}, got "${value.slice(0, 40)}"`);
+  return value as Audience;
+}
+
+function refuse(request: ScheduleRequest, fields: (keyof ScheduleRequest)[], what: string): void {
+  const given = fields.filter((f) => request[f] !== undefined && request[f] !== false);
+  if (given.length > 0) throw new InputError(`${given.map(flag).join(', ')} ${given.length === 1 ? 'does' : 'do'} not apply to ${what}; ${SHAPES}`);
+}
+
+function flag(field: keyof ScheduleRequest): string {
+  return field === 'onPublish' ? '--on-publish' : `--${field}`;
+}

@@ -1,0 +1,177 @@
+import type { Kysely } from 'kysely';
+import type { Audience, Database, FireStatus, ScheduleFireRow, ScheduleKind, ScheduleRow, ScheduleStatus } from '../store/schema.ts';
+
+/** A schedule to store; which fields are set depends on the kind. */
+export interface NewSchedule {
+  kind: ScheduleKind;
+  listSlug: string;
+  editionId?: number | null;
+  at?: Date | null;
+  cron?: string | null;
+  timezone?: string | null;
+  audience: Audience;
+}
+
+/** Schedules, their fires and the stories on-publish schedules have seen. */
+export class SchedulesRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Stores a new active schedule, and for on-publish the stories already published (they are not sent). */
+  async insert(schedule: NewSchedule, now: Date, alreadyPublished: string[] = []): Promise<ScheduleRow> {
+    const at = now.toISOString();
+    return this.db.transaction().execute(async (trx) => {
+      const row = await trx
+        .insertInto('schedules')
+        .values({
+          kind: schedule.kind,
+          list_slug: schedule.listSlug,
+          edition_id: schedule.editionId ?? null,
+          at: schedule.at?.toISOString() ?? null,
+          cron: schedule.cron ?? null,
+          timezone: schedule.timezone ?? null,
+          audience: schedule.audience,
+          status: 'active',
+          created_at: at,
+          updated_at: at,
+        })
+        .returningAll()
+        .executeTakeFirstOrThrow();
+      for (let i = 0; i < alreadyPublished.length; i += 500) {
+        await trx
+          .insertInto('schedule_published')
+          .values(alreadyPublished.slice(i, i + 500).map((slug) => ({ schedule_id: row.id, story_slug: slug, edition_id: null, created_at: at })))
+          .onConflict((oc) => oc.columns(['schedule_id', 'story_slug']).doNothing())
+          .execute();
+      }
+      return row;
+    });
+  }
+
+  /** The schedule with this id. */
+  async find(id: number): Promise<ScheduleRow | undefined> {
+    return this.db.selectFrom('schedules').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** Schedules, oldest first; only those with the given status when asked. */
+  async list(status?: ScheduleStatus): Promise<ScheduleRow[]> {
+    let query = this.db.selectFrom('schedules').selectAll();
+    if (status) query = query.where('status', '=', status);
+    return query.orderBy('id').execute();
+  }
+
+  /** Sets the status (cancelled, done) and moves updated_at, so other schedulers notice. Returns false when unchanged. */
+  async setStatus(id: number, status: ScheduleStatus, now: Date, onlyIf: ScheduleStatus = 'active'): Promise<boolean> {
+    const result = await this.db
+      .updateTable('schedules')
+      .set({ status, updated_at: now.toISOString() })
+      .where('id', '=', id)
+      .where('status', '=', onlyIf)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Claims a fire: inserts it as running unless (schedule, fire time) is already recorded.
+   * Returns the fire's id, or undefined when another run (or process) has it.
+   */
+  async claimFire(scheduleId: number, fireAt: Date, now: Date): Promise<number | undefined> {
+    const row = await this.db
+      .insertInto('schedule_fires')
+      .values({ schedule_id: scheduleId, fire_at: fireAt.toISOString(), status: 'running', edition_id: null, detail: null, created_at: now.toISOString(), updated_at: now.toISOString() })
+      .onConflict((oc) => oc.columns(['schedule_id', 'fire_at']).doNothing())
+      .returning('id')
+      .executeTakeFirst();
+    return row?.id;
+  }
+
+  /** Records fires that will not run (missed), leaving alone any already recorded. */
+  async recordMissed(scheduleId: number, fires: { at: Date; detail: string }[], now: Date): Promise<void> {
+    if (fires.length === 0) return;
+    const stamp = now.toISOString();
+    await this.db
+      .insertInto('schedule_fires')
+      .values(fires.map((f) => ({ schedule_id: scheduleId, fire_at: f.at.toISOString(), status: 'missed' as const, edition_id: null, detail: f.detail, created_at: stamp, updated_at: stamp })))
+      .onConflict((oc) => oc.columns(['schedule_id', 'fire_at']).doNothing())
+      .execute();
+  }
+
+  /** Updates a claimed fire: its outcome, the edition it made, what happened. */
+  async updateFire(fireId: number, fields: { status?: FireStatus; editionId?: number | null; detail?: string | null }, now: Date): Promise<void> {
+    await this.db
+      .updateTable('schedule_fires')
+      .set({
+        updated_at: now.toISOString(),
+        ...(fields.status !== undefined ? { status: fields.status } : {}),
+        ...(fields.editionId !== undefined ? { edition_id: fields.editionId } : {}),
+        ...(fields.detail !== undefined ? { detail: fields.detail } : {}),
+      })
+      .where('id', '=', fireId)
+      .execute();
+  }
+
+  /** The newest recorded fire time of a schedule: catch-up starts after it. */
+  async lastFireAt(scheduleId: number): Promise<Date | undefined> {
+    const row = await this.db.selectFrom('schedule_fires').select('fire_at').where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').limit(1).executeTakeFirst();
+    return row ? new Date(row.fire_at) : undefined;
+  }
+
+  /** A schedule's fires, newest first. */
+  async fires(scheduleId: number, limit = 20): Promise<ScheduleFireRow[]> {
+    return this.db.selectFrom('schedule_fires').selectAll().where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+  }
+
+  /** Fires still marked running that were claimed before `before` (their process may have died). */
+  async runningFires(before: Date): Promise<ScheduleFireRow[]> {
+    return this.db.selectFrom('schedule_fires').selectAll().where('status', '=', 'running').where('created_at', '<', before.toISOString()).orderBy('id').execute();
+  }
+
+  /** Claims a story for an on-publish schedule; false when it was claimed (sent, or present at creation) before. */
+  async claimStory(scheduleId: number, slug: string, now: Date): Promise<boolean> {
+    const row = await this.db
+      .insertInto('schedule_published')
+      .values({ schedule_id: scheduleId, story_slug: slug, edition_id: null, created_at: now.toISOString() })
+      .onConflict((oc) => oc.columns(['schedule_id', 'story_slug']).doNothing())
+      .returning('story_slug')
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
+  /** Notes the edition made for a claimed story. */
+  async setStoryEdition(scheduleId: number, slug: string, editionId: number): Promise<void> {
+    await this.db.updateTable('schedule_published').set({ edition_id: editionId }).where('schedule_id', '=', scheduleId).where('story_slug', '=', slug).execute();
+  }
+
+  /** Gives a claim back when no edition could be made, so the next check tries again. */
+  async releaseStory(scheduleId: number, slug: string): Promise<void> {
+    await this.db.deleteFrom('schedule_published').where('schedule_id', '=', scheduleId).where('story_slug', '=', slug).where('edition_id', 'is', null).execute();
+  }
+
+  /** Slugs an on-publish schedule has claimed. */
+  async claimedStories(scheduleId: number): Promise<Set<string>> {
+    const rows = await this.db.selectFrom('schedule_published').select('story_slug').where('schedule_id', '=', scheduleId).execute();
+    return new Set(rows.map((r) => r.story_slug));
+  }
+
+  /** Editions an on-publish schedule made that are still drafts (enqueueing was interrupted). */
+  async unsentStoryEditions(scheduleId: number): Promise<number[]> {
+    const rows = await this.db
+      .selectFrom('schedule_published as p')
+      .innerJoin('editions as e', 'e.id', 'p.edition_id')
+      .select('e.id')
+      .where('p.schedule_id', '=', scheduleId)
+      .where('e.status', '=', 'draft')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** How many stories an on-publish schedule has sent. */
+  async sentStoryCount(scheduleId: number): Promise<number> {
+    const row = await this.db
+      .selectFrom('schedule_published')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('schedule_id', '=', scheduleId)
+      .where('edition_id', 'is not', null)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+}

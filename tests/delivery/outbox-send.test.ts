@@ -1,0 +1,112 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { checkEml } from '../helpers/check-eml.ts';
+import { storyFile, tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
+import { readOutbox } from '../helpers/outbox.ts';
+
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const SECRET = 'outbox-test-secret-0123456789abcdef';
+const SUBSCRIBERS = 30;
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/gazette.js ARGS` in the repository with exactly `env` (plus PATH/HOME): no SMTP_URL. */
+function gazette(args: string[], env: Record<string, string>): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/gazette.js', ...args],
+      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? os.tmpdir(), ...env }, timeout: 150_000 },
+      (error, stdout, stderr) => {
+        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('gazette send --wait with the outbox transport (no SMTP_URL)', () => {
+  let dataDir: string;
+  let contentDir: string;
+  let env: Record<string, string>;
+  const emails = Array.from({ length: SUBSCRIBERS }, (_, i) => `reader${i + 1}@example.com`);
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-outbox-'));
+    contentDir = await tempContentDir({ 'harbour-cranes.md': storyFile({ title: '"Harbour cranes return to work"' }) }, { withGolden: true });
+    env = { GAZETTE_DATA_DIR: dataDir, GAZETTE_CONTENT_DIR: contentDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, GAZETTE_SECRET: SECRET };
+    const app = createApp(loadConfig(env));
+    try {
+      await (await app.subscribers()).insertMany(
+        emails.map((email, i) => ({
+          email,
+          emailKey: email,
+          name: i % 2 ? `Reader ${i + 1}` : null,
+          status: 'active' as const,
+          source: 'test',
+          consentIp: null,
+          lists: [{ slug: 'dispatch', frequency: 'weekly' as const }],
+        })),
+        new Date(),
+      );
+    } finally {
+      await app.close();
+    }
+  });
+
+  afterAll(async () => {
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    if (contentDir) await rm(contentDir, { recursive: true, force: true });
+  });
+
+  it('writes one valid .eml per subscriber, and a second send adds nothing', async () => {
+    const created = await gazette(['edition', 'create', '--digest', '--list', 'dispatch'], env);
+    expect(created.code, created.stderr).toBe(0);
+    expect(created.stdout).toMatch(/^\d+\n$/);
+    const id = created.stdout.trim();
+
+    const sent = await gazette(['send', id, '--wait'], env);
+    expect(sent.code, sent.stderr).toBe(0);
+    expect(sent.stderr).toMatch(new RegExp(`edition ${id}: ${SUBSCRIBERS} deliveries added`));
+
+    const outbox = await readOutbox(dataDir);
+    const names = (await readdir(path.join(dataDir, 'outbox'))).filter((n) => n.endsWith('.eml'));
+    expect(names).toHaveLength(SUBSCRIBERS);
+    expect(outbox).toHaveLength(SUBSCRIBERS);
+    const recipients = outbox.map((m) => {
+      const to = Array.isArray(m.parsed.to) ? m.parsed.to : m.parsed.to ? [m.parsed.to] : [];
+      const addresses = to.flatMap((a) => a.value.map((v) => v.address));
+      expect(addresses).toHaveLength(1);
+      return addresses[0]!;
+    });
+    expect(recipients.sort()).toEqual([...emails].sort());
+
+    const checked = await checkEml(outbox.map((m) => m.file));
+    expect(checked.code, checked.output).toBe(0);
+    expect(checked.output.match(/RESULT: PASS/g)).toHaveLength(SUBSCRIBERS);
+
+    const again = await gazette(['send', id], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(`${again.stdout}${again.stderr}`).toMatch(/\b0 deliveries added/);
+    const after = (await readdir(path.join(dataDir, 'outbox'))).filter((n) => n.endsWith('.eml'));
+    expect(after.sort()).toEqual(names.sort());
+
+    const app = createApp(loadConfig(env));
+    try {
+      expect(await (await app.deliveries()).counts(Number(id))).toEqual({ queued: 0, sent: SUBSCRIBERS, failed: 0, bounced: 0, skipped: 0 });
+      expect((await (await app.editions()).find(Number(id)))!.status).toBe('sent');
+    } finally {
+      await app.close();
+    }
+  }, 240_000);
+});
