@@ -1,9 +1,11 @@
 // `npm run bench [-- section…]`: prints the figures the issues set targets for.
 import { benchDelivery } from './delivery.ts';
 import { benchRender } from './render.ts';
+import { benchServer } from './server.ts';
 
 const sections: Record<string, () => Promise<string[]>> = {
   render: benchRender,
+  server: benchServer,
   delivery: benchDelivery,
 };
 

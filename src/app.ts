@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Config } from './config.ts';
-import { loadContent } from './content/load-content.ts';
+import { cachedContentLoader } from './content/content-cache.ts';
 import type { Content } from './content/model.ts';
 import { createMessageSigner, type MessageSigner } from './delivery/dkim.ts';
 import type { Transport } from './delivery/transport.ts';
@@ -23,7 +23,7 @@ export interface App {
   readonly config: Config;
   /** The clock; tests inject their own. */
   now(): Date;
-  /** Loads and validates content/ afresh (editors change it while the server runs). */
+  /** Validated content/, reloaded when its files change (editors change it while the server runs). */
   content(): Promise<Content>;
   emailTemplates(): Promise<EmailTemplates>;
   tokens(): Promise<TokenSigner>;
@@ -58,7 +58,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     return () => (value ??= make());
   };
   const now = overrides.now ?? (() => new Date());
-  const content = () => loadContent(config.contentDir, { baseUrl: config.baseUrl });
+  const content = cachedContentLoader(config.contentDir, { baseUrl: config.baseUrl });
   const emailTemplates = once(() => loadEmailTemplates(config.templatesDir));
   const tokens = once(async () => new TokenSigner(await resolveSecret(config.secret, config.dataDir)));
   const signMessage = once(() => createMessageSigner(config.dkim));

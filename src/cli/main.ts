@@ -9,6 +9,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerEdition } from './commands/edition.ts';
 import { registerSend } from './commands/send.ts';
 import { registerWorker } from './commands/worker.ts';
+import { registerSubscribers } from './commands/subscribers.ts';
 
 /** Gives commands the App, built once from the environment plus their own overrides. */
 export type AppFactory = (overrides?: Partial<Config>) => App;
@@ -27,6 +28,7 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerEdition(program, makeApp);
   registerSend(program, makeApp);
   registerWorker(program, makeApp);
+  registerSubscribers(program, makeApp);
   return program;
 }
 

@@ -118,7 +118,7 @@ export class Worker {
     const now = this.deps.clock.now();
     if (now.getTime() < this.pausedUntil) return false;
     this.paused = new Set(await this.deps.editions.pausedIds());
-    const jobs = await this.deps.queue.reserve(this.options.concurrency * 4, this.options.leaseMs, now, [...this.paused]);
+    const jobs = await this.deps.queue.reserve(Math.max(100, this.options.concurrency * 4), this.options.leaseMs, now, [...this.paused]);
     if (jobs.length === 0) return false;
     const deliveries = await this.deps.deliveries.forSending(jobs.map((j) => j.id));
     this.buffer.push(...jobs.map((job) => ({ job, delivery: deliveries.get(job.id) })));

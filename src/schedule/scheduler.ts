@@ -1,4 +1,5 @@
 import { createTask, type Logger, type ScheduledTask } from 'node-cron';
+import { GazetteError } from '../errors.ts';
 import type { ScheduleRow } from '../store/schema.ts';
 import { compileCron, type CronTimes } from './cron-time.ts';
 import { fireSchedule, publishNewStories, recoverInterruptedFires, type FireDeps } from './fire-schedule.ts';
@@ -44,6 +45,8 @@ interface Entry {
  */
 export class Scheduler {
   private readonly entries = new Map<number, Entry>();
+  /** Schedules that could not be registered, by id, with the updated_at they had then. */
+  private readonly broken = new Map<number, string>();
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly options: Required<SchedulerOptions>;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -152,7 +155,7 @@ export class Scheduler {
     let newOnPublish = false;
     for (const row of rows) {
       const known = this.entries.get(row.id);
-      if (known && known.row.updated_at === row.updated_at) continue;
+      if (this.stopped || (known && known.row.updated_at === row.updated_at) || this.broken.get(row.id) === row.updated_at) continue;
       if (known) await this.unregister(known);
       newOnPublish ||= row.kind === 'on-publish';
       await this.register(row);
@@ -160,14 +163,29 @@ export class Scheduler {
     if (newOnPublish) void this.checkOnPublish();
   }
 
+  /** Registers a schedule; one that cannot be (say, a cron expression edited by hand) is logged and left alone until it changes. */
   private async register(row: ScheduleRow): Promise<void> {
     const entry: Entry = { row, cursor: 0, rerun: false, hint: 0, removed: false };
-    this.entries.set(row.id, entry);
-    if (row.kind === 'on-publish') return;
+    try {
+      await this.setUp(entry);
+    } catch (error) {
+      await this.unregister(entry);
+      if (error instanceof GazetteError) this.broken.set(row.id, row.updated_at);
+      this.deps.log.error(`schedule ${row.id} not registered: ${(error as Error).message}`);
+    }
+  }
+
+  private async setUp(entry: Entry): Promise<void> {
+    const { row } = entry;
+    if (row.kind === 'on-publish') {
+      this.entries.set(row.id, entry);
+      return;
+    }
     if (row.kind === 'recurring') {
       entry.cron = compileCron(row.cron!, row.timezone!);
       const last = await this.deps.schedules.lastFireAt(row.id);
       entry.cursor = Math.max(new Date(row.created_at).getTime(), last?.getTime() ?? 0);
+      if (this.stopped) return;
       const task = createTask(row.cron!, (context) => this.trigger(entry, context.date), {
         timezone: row.timezone!,
         name: `gazette-schedule-${row.id}-${row.updated_at}`,
@@ -177,7 +195,10 @@ export class Scheduler {
       // node-cron gives up on a beat more than a second late; the fire is then handled here.
       task.on('execution:missed', () => this.trigger(entry));
       entry.task = task;
+      this.entries.set(row.id, entry);
       await task.start();
+    } else {
+      this.entries.set(row.id, entry);
     }
     // Catches up what came due while no scheduler had this schedule, then arms the next fire.
     await this.trigger(entry);

@@ -197,6 +197,16 @@ export class SubscribersRepo {
     return (await this.db.selectFrom('suppressions').select('email_key').where('email_key', '=', emailKey).executeTakeFirst()) !== undefined;
   }
 
+  /** The keys among `emailKeys` that are suppressed, in one query per 500 keys. */
+  async suppressedAmong(emailKeys: string[]): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < emailKeys.length; i += 500) {
+      const rows = await this.db.selectFrom('suppressions').select('email_key').where('email_key', 'in', emailKeys.slice(i, i + 500)).execute();
+      for (const row of rows) found.add(row.email_key);
+    }
+    return found;
+  }
+
   private async withLists(row: SubscriberRow): Promise<SubscriberWithLists> {
     return (await this.attachLists([row]))[0]!;
   }

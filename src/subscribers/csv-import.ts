@@ -9,9 +9,8 @@ import { parseEmailAddress } from './email-address.ts';
 /** What an import needs from the store; SubscribersRepo provides it. */
 export interface ImportRepo {
   insertMany(subscribers: NewSubscriber[], now: Date): Promise<number>;
-  isSuppressed(emailKey: string): Promise<boolean>;
-  /** The keys among `emailKeys` on the suppression list, in one query; used instead of isSuppressed when present. */
-  suppressedAmong?(emailKeys: string[]): Promise<Set<string>>;
+  /** The keys among `emailKeys` on the suppression list: one lookup per batch, never one per row. */
+  suppressedAmong(emailKeys: string[]): Promise<Set<string>>;
 }
 
 /** How to import a CSV file of subscribers. */
@@ -107,7 +106,14 @@ const HEADER_NAMES: Record<Exclude<keyof Columns, 'count'>, string[]> = {
  */
 export async function importSubscribersCsv(input: Readable, options: ImportOptions): Promise<ImportSummary> {
   const rows = rowImporter(options);
-  const parser = new TaggingParser({ bom: true, relax_column_count: true, skip_empty_lines: true, max_record_size: MAX_ROW_BYTES });
+  const parser = new TaggingParser({
+    bom: true,
+    relax_column_count: true,
+    // Blank lines and rows of empty cells (",,," from spreadsheets) are not subscribers.
+    skip_empty_lines: true,
+    skip_records_with_empty_values: true,
+    max_record_size: MAX_ROW_BYTES,
+  });
   input.on('error', (error) => parser.destroy(error));
   try {
     for await (const item of input.pipe(parser) as AsyncIterable<ParsedItem>) {
@@ -238,10 +244,7 @@ function importDefaults(options: ImportOptions): RowDefaults {
 async function insertBatch(options: ImportOptions, batch: NewSubscriber[], summary: ImportSummary): Promise<void> {
   if (batch.length === 0) return;
   const { repo } = options;
-  const keys = batch.map((s) => s.emailKey);
-  const suppressed = repo.suppressedAmong
-    ? await repo.suppressedAmong(keys)
-    : new Set((await Promise.all(keys.map(async (k) => ((await repo.isSuppressed(k)) ? k : undefined)))).filter((k) => k !== undefined));
+  const suppressed = await repo.suppressedAmong(batch.map((s) => s.emailKey));
   const fresh = batch.filter((s) => !suppressed.has(s.emailKey));
   const inserted = await repo.insertMany(fresh, options.now);
   summary.imported += inserted;
@@ -302,11 +305,7 @@ function cachedLists(value: string, defaults: RowDefaults, frequency: Frequency)
   return lists;
 }
 
-function parseLists(
-  value: string,
-  defaults: { lists: MailingList[]; choice: ListChoice },
-  frequency: Frequency,
-): ListChoice[] | { error: string } {
+function parseLists(value: string, defaults: RowDefaults, frequency: Frequency): ListChoice[] | { error: string } {
   if (value === '') return [{ slug: defaults.choice.slug, frequency }];
   const choices = new Map<string, Frequency>();
   for (const entry of value.split(/[;,]/).map((e) => e.trim()).filter(Boolean)) {
@@ -326,7 +325,7 @@ function frequencyError(value: string): string {
 }
 
 /** Undoes the `'` the export puts before values a spreadsheet would run as a formula. */
-export function unescapeFormula(value: string): string {
+function unescapeFormula(value: string): string {
   return /^'[=+\-@\t\r]/.test(value) ? value.slice(1) : value;
 }
 

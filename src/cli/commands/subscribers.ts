@@ -1,6 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
@@ -55,7 +56,8 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .action((flags: { list?: string }) =>
       withApp(makeApp, async (app) => {
         const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
-        await exportSubscribersCsv(await app.subscribers(), process.stdout, { list, end: false });
+        const repo = await app.subscribers();
+        await toStdout((out) => exportSubscribersCsv(repo, out, { list, end: false }).then(() => undefined));
       }),
     );
 
@@ -71,7 +73,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
           throw new InputError(`--status: expected one of ${STATUSES.join(', ')}, got "${flags.status}"`);
         }
         const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
-        await listAll(app, { json: flags.json ?? false, status: flags.status as SubscriberStatus | undefined, list });
+        await toStdout((out) => listAll(app, out, { json: flags.json ?? false, status: flags.status as SubscriberStatus | undefined, list }));
       }),
     );
 
@@ -178,12 +180,28 @@ async function importFile(app: App, file: string, flags: { list?: string; freque
   }
 }
 
-async function listAll(app: App, options: { json: boolean; status: SubscriberStatus | undefined; list: string | undefined }): Promise<void> {
+/** Runs `write` against stdout; a reader that went away (`| head`) ends the command quietly. */
+async function toStdout(write: (out: Writable) => Promise<void>): Promise<void> {
+  const ignore = () => {};
+  process.stdout.on('error', ignore);
+  try {
+    await write(process.stdout);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+  } finally {
+    process.stdout.off('error', ignore);
+  }
+}
+
+/** Writes and waits until the text is handed to the OS, so memory stays flat and a closed pipe is noticed. */
+function writeOut(out: Writable, text: string): Promise<void> {
+  return new Promise((resolve, reject) => out.write(text, (error) => (error ? reject(error) : resolve())));
+}
+
+async function listAll(app: App, out: Writable, options: { json: boolean; status: SubscriberStatus | undefined; list: string | undefined }): Promise<void> {
   const repo = await app.subscribers();
-  const out = process.stdout;
   let count = 0;
-  if (!options.json) out.write(`${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(12)} ${'LISTS'.padEnd(28)} NAME\n`);
-  else out.write('[');
+  await writeOut(out, options.json ? '[' : `${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(12)} ${'LISTS'.padEnd(28)} NAME\n`);
   for (let afterId = 0; ; ) {
     const batch = await repo.batchAfter(afterId, 1000, options.list);
     const shown = options.status ? batch.filter((s) => s.status === options.status) : batch;
@@ -193,11 +211,11 @@ async function listAll(app: App, options: { json: boolean; status: SubscriberSta
         return options.json ? `${count > 1 ? ',' : ''}\n  ${JSON.stringify(subscriberJson(s))}` : row(s);
       })
       .join('');
-    if (text && !out.write(text)) await new Promise((resolve) => out.once('drain', resolve));
+    if (text) await writeOut(out, text);
     if (batch.length < 1000) break;
     afterId = batch[batch.length - 1]!.id;
   }
-  out.write(options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}\n`);
+  await writeOut(out, options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}\n`);
 }
 
 function row(s: SubscriberWithLists): string {

@@ -1,0 +1,39 @@
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { loadContent, type LoadContentOptions } from './load-content.ts';
+import type { Content } from './model.ts';
+
+/**
+ * Content loaded once and reloaded only when a file under content/ changed: a server must not
+ * parse every story per request. Changes are looked for at most once per `checkEveryMs`.
+ */
+export function cachedContentLoader(contentDir: string, options: LoadContentOptions, checkEveryMs = 1000): () => Promise<Content> {
+  let cached: { content: Promise<Content>; signature: string; checkedAt: number } | undefined;
+  return async () => {
+    const now = Date.now();
+    if (cached && now - cached.checkedAt < checkEveryMs) return cached.content;
+    const signature = await contentSignature(contentDir);
+    if (cached && cached.signature === signature) {
+      cached.checkedAt = now;
+      return cached.content;
+    }
+    const content = loadContent(contentDir, options);
+    // A failed load is not kept: the next call tries again (and reports the errors again).
+    cached = { content, signature, checkedAt: now };
+    content.catch(() => (cached = undefined));
+    return content;
+  };
+}
+
+async function contentSignature(contentDir: string): Promise<string> {
+  const files = [path.join(contentDir, 'site.yaml')];
+  const storiesDir = path.join(contentDir, 'stories');
+  for (const name of await readdir(storiesDir).catch(() => [])) files.push(path.join(storiesDir, name));
+  const parts = await Promise.all(
+    files.map(async (file) => {
+      const info = await stat(file).catch(() => undefined);
+      return info ? `${file}:${info.mtimeMs}:${info.size}` : `${file}:missing`;
+    }),
+  );
+  return parts.join('|');
+}
