@@ -59,6 +59,13 @@ export class InputError extends GazetteError {
   }
 }
 
+/** The thing to create exists already (an address subscribed twice). */
+export class ConflictError extends GazetteError {
+  constructor(message: string) {
+    super('CONFLICT', message);
+  }
+}
+
 /** A thing looked up by id or slug does not exist. */
 export class NotFoundError extends GazetteError {
   constructor(message: string) {

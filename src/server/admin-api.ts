@@ -110,8 +110,12 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
   api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await findSubscriber(app, request.params.email)));
 
   api.post<{ Body: unknown }>('/subscribers', async (request, reply) => {
-    const added = await addSubscriber(app, request.body);
-    if ('conflict' in added) return reply.status(409).send({ error: 'conflict', message: added.conflict });
+    if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body)) {
+      throw new InputError('body: expected a JSON object with an "email" field');
+    }
+    const fields = request.body as Record<string, unknown>;
+    if (fields.confirmed !== undefined && typeof fields.confirmed !== 'boolean') throw new InputError('confirmed: expected true or false');
+    const added = await (await app.subscriptions()).add({ ...fields, email: fields.email, confirmed: fields.confirmed === true, source: 'api' });
     return reply.status(201).send(subscriberJson(added));
   });
 
@@ -159,32 +163,6 @@ function summaryJson(summary: ImportSummary, confirmed: boolean) {
     // Said in every answer, so nobody expects the imported addresses to have been asked.
     confirmation_emails_sent: false,
   };
-}
-
-/** Adds one subscriber from a JSON body: active at once when `confirmed`, else pending with a confirmation email. */
-async function addSubscriber(app: App, body: unknown): Promise<SubscriberWithLists | { conflict: string }> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InputError('body: expected a JSON object with an "email" field');
-  const fields = body as Record<string, unknown>;
-  const address = parseEmailAddress(fields.email);
-  if ('error' in address) throw new InputError(address.error);
-  if (fields.confirmed !== undefined && typeof fields.confirmed !== 'boolean') throw new InputError('confirmed: expected true or false');
-  if (fields.name !== undefined && fields.name !== null && typeof fields.name !== 'string') throw new InputError('name: expected text');
-  const name = typeof fields.name === 'string' ? fields.name.trim() || null : null;
-  if (name && (name.length > 100 || /[\r\n]/.test(name))) throw new InputError('name: at most 100 characters, on one line');
-  const lists = parseListChoices((await app.content()).site.lists, fields.lists, fields.frequency);
-  const repo = await app.subscribers();
-  const existing = await repo.findByEmail(address.key);
-  if (existing) return { conflict: `already subscribed: ${existing.email} (${existing.status})` };
-  if (await repo.isSuppressed(address.key)) return { conflict: `${address.address} is on the suppression list (it bounced, complained or was removed by hand)` };
-  if (fields.confirmed === true) {
-    const id = await repo.insert({ email: address.address, emailKey: address.key, name, status: 'active', source: 'api', consentIp: null, lists }, app.now());
-    return (await repo.findById(id))!;
-  }
-  const service = await app.subscriptions();
-  await service.subscribe({ email: address.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: 'api' });
-  const added = await repo.findByEmail(address.key);
-  if (!added) throw new Error(`subscribing ${address.address} stored nothing`);
-  return added;
 }
 
 async function findSubscriber(app: App, email: string): Promise<SubscriberWithLists> {

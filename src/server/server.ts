@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import type { App } from '../app.ts';
-import { ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
+import { ConflictError, ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { LinkError } from '../subscribers/link-error.ts';
 import { registerAdminApi } from './admin-api.ts';
 import { FeedCache } from './feed-cache.ts';
@@ -87,6 +87,7 @@ async function sendError(context: ServerContext, error: unknown, request: Fastif
   let message = 'Something went wrong on our side. Please try again later.';
   if (error instanceof InputError || error instanceof LinkError) [status, message] = [400, error.message];
   else if (error instanceof NotFoundError) [status, message] = [404, error.message];
+  else if (error instanceof ConflictError) [status, message] = [409, error.message];
   else if (error instanceof ContentError) [status, message] = [503, 'The site content is being fixed; please try again shortly.'];
   else if (!(error instanceof GazetteError) && fastifyError.statusCode && fastifyError.statusCode < 500) {
     [status, message] = [fastifyError.statusCode, fastifyError.message ?? 'bad request'];
@@ -101,5 +102,5 @@ async function sendError(context: ServerContext, error: unknown, request: Fastif
 }
 
 function errorName(status: number): string {
-  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
+  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
 }

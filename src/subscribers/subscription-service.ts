@@ -5,7 +5,7 @@ import { prepareMessageTemplate, type MessageTemplate } from '../delivery/mime-m
 import { sendOne } from '../delivery/send-one.ts';
 import type { Transport } from '../delivery/transport.ts';
 import { composeEdition } from '../edition/compose-edition.ts';
-import { InputError } from '../errors.ts';
+import { ConflictError, InputError } from '../errors.ts';
 import { confirmUrl, recipientLinks } from '../links/recipient-links.ts';
 import type { TokenPurpose, TokenSigner } from '../links/tokens.ts';
 import { compileEdition, compileEmail } from '../render/compile-edition.ts';
@@ -79,6 +79,30 @@ export class SubscriptionService {
     await this.sendConfirmation(content, id, email.address, name, lists);
     await repo.markConfirmationSent(id, at);
     return 'confirmation-sent';
+  }
+
+  /**
+   * Adds one subscriber on an operator's word (CLI, admin API): active at once when `confirmed`
+   * (the operator asserts consent), else pending with a confirmation email. ConflictError when
+   * the address is already known or suppressed.
+   */
+  async add(request: { email: unknown; name?: unknown; lists?: unknown; frequency?: unknown; confirmed: boolean; source: string }): Promise<SubscriberWithLists> {
+    const { repo } = this.deps;
+    const email = parseEmailAddress(request.email);
+    if ('error' in email) throw new InputError(email.error);
+    const name = parseName(request.name);
+    const lists = parseListChoices((await this.deps.content()).site.lists, request.lists, request.frequency);
+    const existing = await repo.findByEmail(email.key);
+    if (existing) throw new ConflictError(`already subscribed: ${existing.email} (${existing.status})`);
+    if (await repo.isSuppressed(email.key)) {
+      throw new ConflictError(`${email.address} is on the suppression list (it bounced, complained or was removed by hand)`);
+    }
+    if (request.confirmed) {
+      const id = await repo.insert({ email: email.address, emailKey: email.key, name, status: 'active', source: request.source, consentIp: null, lists }, this.deps.now());
+      return (await repo.findById(id))!;
+    }
+    await this.subscribe({ email: email.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: request.source });
+    return (await repo.findByEmail(email.key))!;
   }
 
   /** Activates the subscriber a confirm token names, and sends the welcome email once. */

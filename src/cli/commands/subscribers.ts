@@ -32,9 +32,16 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--confirmed', CONSENT_HELP)
     .action((email: string, flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean }) =>
       withApp(makeApp, async (app) => {
-        const { id, confirmationSent } = await addOne(app, email, flags);
-        process.stdout.write(`${id}\n`);
-        if (confirmationSent) process.stderr.write(`a confirmation email was sent to ${email.trim()}: they are pending until they click it\n`);
+        const added = await (await app.subscriptions()).add({
+          email,
+          name: flags.name,
+          lists: flags.list,
+          frequency: checkFrequency(flags.frequency),
+          confirmed: flags.confirmed ?? false,
+          source: 'cli',
+        });
+        process.stdout.write(`${added.id}\n`);
+        if (!flags.confirmed) process.stderr.write(`a confirmation email was sent to ${email.trim()}: they are pending until they click it\n`);
       }),
     );
 
@@ -114,30 +121,6 @@ function checkFrequency(value: string | undefined): Frequency | undefined {
   return value as Frequency;
 }
 
-async function addOne(
-  app: App,
-  email: string,
-  flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean },
-): Promise<{ id: number; confirmationSent: boolean }> {
-  const address = parseEmailAddress(email);
-  if ('error' in address) throw new InputError(address.error);
-  const name = flags.name?.trim() || null;
-  if (name && (name.length > 100 || /[\r\n]/.test(name))) throw new InputError('--name: at most 100 characters, on one line');
-  const lists = parseListChoices((await app.content()).site.lists, flags.list, checkFrequency(flags.frequency));
-  const repo = await app.subscribers();
-  const existing = await repo.findByEmail(address.key);
-  if (existing) throw new InputError(`already subscribed: ${existing.email} (${existing.status})`);
-  if (await repo.isSuppressed(address.key)) throw new InputError(`${address.address} is on the suppression list (it bounced, complained or was removed by hand)`);
-  if (flags.confirmed) {
-    const id = await repo.insert({ email: address.address, emailKey: address.key, name, status: 'active', source: 'cli', consentIp: null, lists }, app.now());
-    return { id, confirmationSent: false };
-  }
-  const service = await app.subscriptions();
-  await service.subscribe({ email: address.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: 'cli' });
-  const added = await repo.findByEmail(address.key);
-  if (!added) throw new GazetteError('ADD_FAILED', `could not add ${address.address}`);
-  return { id: added.id, confirmationSent: true };
-}
 
 async function importFile(app: App, file: string, flags: { list?: string; frequency?: string; confirmed?: boolean }): Promise<void> {
   const size = await stat(file).then(
