@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Store } from '../store/database.ts';
 import type { Database } from '../store/schema.ts';
-import type { Queue, QueueCounts, ReservedJob } from './queue.ts';
+import type { Queue, QueueCounts } from './queue.ts';
 
 /**
  * The embedded queue: the queue_jobs table in the same database as the ledger.

@@ -8,7 +8,6 @@ import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
 import { exportSubscribersCsv, subscriberJson } from '../subscribers/csv-export.ts';
 import { importSubscribersCsv, type ImportSummary } from '../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../subscribers/email-address.ts';
-import { parseListChoices } from '../subscribers/subscription-service.ts';
 import type { ServerContext } from './server.ts';
 
 type Query = Record<string, string | string[] | undefined>;

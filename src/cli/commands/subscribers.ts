@@ -5,13 +5,12 @@ import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
-import { GazetteError, InputError, NotFoundError } from '../../errors.ts';
+import { InputError, NotFoundError } from '../../errors.ts';
 import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../../store/schema.ts';
 import type { SubscriberWithLists } from '../../store/subscribers-repo.ts';
 import { exportSubscribersCsv, formatLists, subscriberJson } from '../../subscribers/csv-export.ts';
 import { importSubscribersCsv, type ImportSummary } from '../../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../../subscribers/email-address.ts';
-import { parseListChoices } from '../../subscribers/subscription-service.ts';
 import type { AppFactory } from '../main.ts';
 
 const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
