@@ -88,15 +88,16 @@ async function benchSize(count: number, workerCount: number): Promise<string[]> 
 
 // A worker process that exits when the queue is drained and reports its peak RSS (KB).
 function spawnWorker(env: Record<string, string>): { child: ChildProcess; done: Promise<number> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench', 'drain-worker.ts')], {
+  // The production command (compiled dist/ when built), measured by GNU time.
+  const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, path.join(ROOT, 'bin', 'gazette.js'), 'worker', '--exit-when-idle'], {
     cwd: ROOT,
     env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
+    stdio: ['ignore', 'ignore', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
   const done = new Promise<number>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(Number(/maxrss=(\d+)/.exec(out)?.[1] ?? 0)) : reject(new Error(`worker exited ${code}`)))),
+    child.on('exit', (code) => (code === 0 ? resolve(Number(/maxrss=(\d+)/.exec(out)?.[1] ?? 0)) : reject(new Error(`worker exited ${code}: ${out.slice(-500)}`)))),
   );
   return { child, done };
 }

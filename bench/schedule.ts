@@ -91,8 +91,9 @@ async function benchPerSecond(deps: FireDeps[], queued: Map<number, number>, con
   const schedulers = deps.map((x) => new Scheduler(x, { graceMs: 3_600_000 }));
   await Promise.all(schedulers.map((s) => s.start()));
   // A story is published half a second before each fire, so every digest has one to send.
+  const first = Math.ceil(Date.now() / 1000) * 1000 + 1000;
   for (let i = 0; i < seconds; i++) {
-    const nextSecond = Math.ceil((Date.now() + 1) / 1000) * 1000;
+    const nextSecond = first + i * 1000;
     await sleep(nextSecond - 500 - Date.now());
     const date = new Date(nextSecond - 500).toISOString();
     await writeFile(path.join(contentDir, 'stories', `bench-${i}.md`), `---\ntitle: "Bench story ${i}"\ndate: ${date}\nauthor: "Bench"\nsummary: "Published by the benchmark."\ntags: [Bench]\n---\nBody ${i}.\n\n## Section\n\nMore.\n`);

@@ -1,4 +1,5 @@
 import type { App } from '../app.ts';
+import { loadContent } from '../content/load-content.ts';
 import type { FireDeps, ScheduleLog } from './fire-schedule.ts';
 import { Scheduler, type SchedulerOptions } from './scheduler.ts';
 import { SchedulesRepo } from './schedules-repo.ts';
@@ -15,14 +16,17 @@ export async function schedulesRepo(app: App): Promise<SchedulesRepo> {
   return new SchedulesRepo((await app.store()).db);
 }
 
-/** What fires need, taken from the App. */
+/**
+ * What fires need, taken from the App. Content is read afresh for each fire, not through the App's
+ * change-polling cache: a digest must see a story saved a moment before it fires.
+ */
 export async function fireDeps(app: App, log: ScheduleLog = stderrLog): Promise<FireDeps> {
   return {
     schedules: await schedulesRepo(app),
     editions: await app.editions(),
     deliveries: await app.deliveries(),
     queue: await app.queue(),
-    content: () => app.content(),
+    content: () => loadContent(app.config.contentDir, { baseUrl: app.config.baseUrl }),
     templates: () => app.emailTemplates(),
     now: () => app.now(),
     log,

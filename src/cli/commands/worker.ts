@@ -6,7 +6,8 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
   program
     .command('worker')
     .description('deliver queued messages (GAZETTE_CONCURRENCY at once, GAZETTE_RATE per second) until stopped')
-    .action(async () => {
+    .option('--exit-when-idle', 'exit once the queue is empty (drain and stop)')
+    .action(async (options: { exitWhenIdle?: boolean }) => {
       const app = makeApp();
       const controller = new AbortController();
       const stop = () => {
@@ -18,7 +19,19 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
       try {
         const worker = await app.worker();
         process.stderr.write(`worker: sending through ${(await app.transport()).name}, ${app.config.concurrency} at once, ${app.config.rate}/s\n`);
-        await worker.run({ signal: controller.signal });
+        const queue = await app.queue();
+        let idlePolls = 0;
+        await worker.run({
+          signal: controller.signal,
+          // Twice empty in a row: another worker may still hold a few jobs for a moment.
+          stopWhenIdle: options.exitWhenIdle
+            ? async () => {
+                const counts = await queue.counts(app.now());
+                idlePolls = counts.waiting + counts.leased + counts.delayed === 0 ? idlePolls + 1 : 0;
+                return idlePolls >= 2;
+              }
+            : undefined,
+        });
       } finally {
         await app.close();
       }
