@@ -2,11 +2,13 @@
 import { benchDelivery } from './delivery.ts';
 import { benchRender } from './render.ts';
 import { benchServer } from './server.ts';
+import { benchSchedule } from './schedule.ts';
 
 const sections: Record<string, () => Promise<string[]>> = {
   render: benchRender,
   server: benchServer,
   delivery: benchDelivery,
+  schedule: benchSchedule,
 };
 
 const wanted = process.argv.slice(2).filter((arg) => !arg.startsWith('-'));

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import type { Config } from './config.ts';
 import { cachedContentLoader } from './content/content-cache.ts';
+import { loadContent } from './content/load-content.ts';
 import type { Content } from './content/model.ts';
 import { createMessageSigner, type MessageSigner } from './delivery/dkim.ts';
 import type { Transport } from './delivery/transport.ts';
@@ -25,6 +26,8 @@ export interface App {
   now(): Date;
   /** Validated content/, reloaded when its files change (editors change it while the server runs). */
   content(): Promise<Content>;
+  /** content/ read from disk now, bypassing the cache: for code that watches the files itself or must not miss a save. */
+  freshContent(): Promise<Content>;
   emailTemplates(): Promise<EmailTemplates>;
   tokens(): Promise<TokenSigner>;
   signMessage(): Promise<MessageSigner>;
@@ -122,6 +125,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     queue,
     worker,
     content,
+    freshContent: () => loadContent(config.contentDir, { baseUrl: config.baseUrl }),
     emailTemplates,
     tokens,
     signMessage,

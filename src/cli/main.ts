@@ -10,6 +10,7 @@ import { registerEdition } from './commands/edition.ts';
 import { registerSend } from './commands/send.ts';
 import { registerWorker } from './commands/worker.ts';
 import { registerSubscribers } from './commands/subscribers.ts';
+import { registerSchedule, registerScheduler } from './commands/schedule.ts';
 
 /** Gives commands the App, built once from the environment plus their own overrides. */
 export type AppFactory = (overrides?: Partial<Config>) => App;
@@ -29,6 +30,8 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerSend(program, makeApp);
   registerWorker(program, makeApp);
   registerSubscribers(program, makeApp);
+  registerSchedule(program, makeApp);
+  registerScheduler(program, makeApp);
   return program;
 }
 

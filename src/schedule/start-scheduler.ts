@@ -1,5 +1,4 @@
 import type { App } from '../app.ts';
-import { loadContent } from '../content/load-content.ts';
 import type { FireDeps, ScheduleLog } from './fire-schedule.ts';
 import { Scheduler, type SchedulerOptions } from './scheduler.ts';
 import { SchedulesRepo } from './schedules-repo.ts';
@@ -26,7 +25,7 @@ export async function fireDeps(app: App, log: ScheduleLog = stderrLog): Promise<
     editions: await app.editions(),
     deliveries: await app.deliveries(),
     queue: await app.queue(),
-    content: () => loadContent(app.config.contentDir, { baseUrl: app.config.baseUrl }),
+    content: () => app.freshContent(),
     templates: () => app.emailTemplates(),
     now: () => app.now(),
     log,

@@ -1,6 +1,5 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { PassThrough, Transform, type Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
 import type { SubscriberStatus } from '../store/schema.ts';
@@ -8,6 +7,7 @@ import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
 import { exportSubscribersCsv, subscriberJson } from '../subscribers/csv-export.ts';
 import { importSubscribersCsv, type ImportSummary } from '../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../subscribers/email-address.ts';
+import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -36,7 +36,7 @@ class HttpError extends Error {
 export function registerAdminApi(server: FastifyInstance, context: ServerContext): void {
   void server.register(
     async (api) => {
-      api.addHook('onRequest', async (request, reply) => checkAccess(context.app.config.adminToken, request, reply));
+      api.addHook('onRequest', async (request, reply) => checkAdminAccess(context.app.config.adminToken, request, reply));
       // Unknown /api URLs still pass the check above, so they tell nothing to a caller without the token.
       api.setNotFoundHandler(async (request) => {
         throw new NotFoundError(`no API route ${request.method} ${request.url.split('?')[0]}`);
@@ -48,23 +48,7 @@ export function registerAdminApi(server: FastifyInstance, context: ServerContext
   );
 }
 
-async function checkAccess(token: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-  if (!token) return reply.status(404).send({ error: 'not_found', message: 'admin API is off: set GAZETTE_ADMIN_TOKEN' });
-  const header = request.headers.authorization ?? '';
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-  if (match && sameSecret(match[1]!, token)) return undefined;
-  return reply
-    .status(401)
-    .header('WWW-Authenticate', match ? 'Bearer realm="gazette", error="invalid_token"' : 'Bearer realm="gazette"')
-    .send({ error: 'unauthorized', message: match ? 'wrong admin token' : 'send Authorization: Bearer <GAZETTE_ADMIN_TOKEN>' });
-}
-
 // Hashing first gives equal lengths, so timingSafeEqual leaks neither the token nor its length.
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}
-
 function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
   api.get<{ Querystring: Query }>('/subscribers', async (request) => {
     const q = request.query;

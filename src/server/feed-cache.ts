@@ -104,7 +104,7 @@ export class FeedCache {
     this.stale = false;
     let content: Content;
     try {
-      content = await this.app.content();
+      content = await this.app.freshContent();
     } catch (error) {
       if (!good) throw error;
       // An editor mid-save or a typo must not take the site down: keep the last good content.

@@ -1,9 +1,9 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
 import { addSchedule, cancelSchedule, scheduleId, scheduleView, upcomingFires, type ScheduleRequest } from '../schedule/manage-schedules.ts';
 import { schedulesRepo } from '../schedule/start-scheduler.ts';
+import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
 const REGISTERED = Symbol.for('gazette.scheduleApi');
@@ -20,7 +20,7 @@ export function registerScheduleApi(server: FastifyInstance, context: ServerCont
   const { app } = context;
   void server.register(
     async (api) => {
-      api.addHook('onRequest', async (request, reply) => checkAccess(app.config.adminToken, request, reply));
+      api.addHook('onRequest', async (request, reply) => checkAdminAccess(app.config.adminToken, request, reply));
       api.get('/', async () => {
         const schedules = await schedulesRepo(app);
         return { schedules: await Promise.all((await schedules.list()).map((row) => scheduleView(schedules, row, app.now()))) };
@@ -98,19 +98,3 @@ function countParam(value: string | string[] | undefined): number {
   return n;
 }
 
-// The same check as admin-api.ts (its helper is not exported): 404 when the API is off, 401 without the token.
-async function checkAccess(token: string | undefined, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
-  if (!token) return reply.status(404).send({ error: 'not_found', message: 'admin API is off: set GAZETTE_ADMIN_TOKEN' });
-  const header = request.headers.authorization ?? '';
-  const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header);
-  if (match && sameSecret(match[1]!, token)) return undefined;
-  return reply
-    .status(401)
-    .header('WWW-Authenticate', match ? 'Bearer realm="gazette", error="invalid_token"' : 'Bearer realm="gazette"')
-    .send({ error: 'unauthorized', message: match ? 'wrong admin token' : 'send Authorization: Bearer <GAZETTE_ADMIN_TOKEN>' });
-}
-
-function sameSecret(given: string, expected: string): boolean {
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(given), digest(expected));
-}

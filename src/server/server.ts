@@ -4,6 +4,7 @@ import type { App } from '../app.ts';
 import { ConflictError, ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { LinkError } from '../subscribers/link-error.ts';
 import { registerAdminApi } from './admin-api.ts';
+import { registerScheduleApi } from './schedule-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
 import { registerPublicPages } from './public-pages.ts';
@@ -67,6 +68,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerFeedRoutes(server, context);
   await registerSubscriptionRoutes(server, context, { rateLimit: options.subscribeRateLimit ?? 20 });
   registerAdminApi(server, context);
+  registerScheduleApi(server, context);
   server.addHook('onClose', async () => feeds.close());
   return server;
 }

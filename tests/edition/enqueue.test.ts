@@ -1,8 +1,3 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import type { Content } from '../../src/content/model.ts';
@@ -20,53 +15,10 @@ import { EditionsRepo } from '../../src/store/editions-repo.ts';
 import type { Audience, Frequency, SubscriberStatus } from '../../src/store/schema.ts';
 import { SubscribersRepo, type ListChoice, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
 import { tempContentDir, storyFile, TEMPLATES_DIR } from '../helpers/content-dir.ts';
-import { BACKENDS, freshDatabase, POSTGRES_URL, type TestDatabase } from '../helpers/databases.ts';
+import { BACKENDS, privateDatabases, type TestDatabase } from '../helpers/databases.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 
-/**
- * Test databases of this file. On Postgres they are schemas inside a database of this file's own
- * rather than in the shared `test` database: while src/store/database.ts has the migration bug shown in
- * tests/queue/queue-contract.test.ts (a fresh schema fails to migrate while any other schema of the same
- * database holds Kysely's tables), files sharing one database break each other's set-up.
- */
-function privateDatabases() {
-  let database: string | undefined;
-  const run = async (url: string, statement: string) => {
-    const client = new pg.Client({ connectionString: url });
-    await client.connect();
-    try {
-      await client.query(statement);
-    } finally {
-      await client.end();
-    }
-  };
-  const urlOf = (name: string) => {
-    const url = new URL(POSTGRES_URL);
-    url.pathname = `/${name}`;
-    return url.toString();
-  };
-  return {
-    /** A fresh SQLite file, or a fresh schema in this file's Postgres database. */
-    async fresh(backend: 'sqlite' | 'postgres'): Promise<TestDatabase> {
-      if (backend === 'sqlite') return freshDatabase('sqlite');
-      if (!database) {
-        database = `gzdb_${randomBytes(6).toString('hex')}`;
-        await run(POSTGRES_URL, `create database ${database}`);
-      }
-      const base = urlOf(database);
-      const schema = `gz_${randomBytes(6).toString('hex')}`;
-      await run(base, `create schema ${schema}`);
-      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
-      const url = `${base}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-      return { name: 'postgres', url, dataDir, drop: () => run(base, `drop schema ${schema} cascade`) };
-    },
-    async close(): Promise<void> {
-      if (database) await run(POSTGRES_URL, `drop database ${database} with (force)`);
-      database = undefined;
-    },
-  };
-}
 
 const databases = privateDatabases();
 afterAll(() => databases.close());

@@ -40,3 +40,52 @@ export async function freshDatabase(name: 'sqlite' | 'postgres'): Promise<TestDa
     },
   };
 }
+
+/**
+ * Test databases of one test file: on Postgres, schemas inside a database of the file's own, so
+ * files never see each other's schemas; also whole new databases for tests that need one.
+ */
+export function privateDatabases() {
+  let database: string | undefined;
+  const run = async (url: string, statement: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(statement);
+    } finally {
+      await client.end();
+    }
+  };
+  const urlOf = (name: string) => {
+    const url = new URL(POSTGRES_URL);
+    url.pathname = `/${name}`;
+    return url.toString();
+  };
+  return {
+    /** A whole new, empty Postgres database. */
+    async newPostgresDatabase(): Promise<TestDatabase> {
+      const name = `gzdb_${randomBytes(6).toString('hex')}`;
+      await run(POSTGRES_URL, `create database ${name}`);
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
+      return { name: 'postgres', url: urlOf(name), dataDir, drop: () => run(POSTGRES_URL, `drop database ${name} with (force)`) };
+    },
+    /** A fresh SQLite file, or a fresh schema in this file's Postgres database. */
+    async fresh(backend: 'sqlite' | 'postgres'): Promise<TestDatabase> {
+      if (backend === 'sqlite') return freshDatabase('sqlite');
+      if (!database) {
+        database = `gzdb_${randomBytes(6).toString('hex')}`;
+        await run(POSTGRES_URL, `create database ${database}`);
+      }
+      const base = urlOf(database);
+      const schema = `gz_${randomBytes(6).toString('hex')}`;
+      await run(base, `create schema ${schema}`);
+      const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
+      const url = `${base}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+      return { name: 'postgres', url, dataDir, drop: () => run(base, `drop schema ${schema} cascade`) };
+    },
+    async close(): Promise<void> {
+      if (database) await run(POSTGRES_URL, `drop database ${database} with (force)`);
+      database = undefined;
+    },
+  };
+}

@@ -214,9 +214,9 @@ describe('FeedCache', () => {
     loads = 0;
     app = {
       ...base,
-      content: () => {
+      freshContent: () => {
         loads++;
-        return base.content();
+        return base.freshContent();
       },
     };
   });

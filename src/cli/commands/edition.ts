@@ -8,6 +8,7 @@ import { FREQUENCIES, type Audience } from '../../store/schema.ts';
 import { parseEmailAddress } from '../../subscribers/email-address.ts';
 import { InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
+import { withApp } from '../with-app.ts';
 import { editionId } from './send.ts';
 
 interface CreateFlags {
@@ -22,16 +23,6 @@ interface CreateFlags {
 /** `gazette edition create | list | show | preview | test`. */
 export function registerEdition(program: Command, makeApp: AppFactory): void {
   const edition = program.command('edition').description('make, inspect, preview and test-send editions');
-  const withApp =
-    <A extends unknown[]>(fn: (app: App, ...args: A) => Promise<void>) =>
-    async (...args: A) => {
-      const app = makeApp();
-      try {
-        await fn(app, ...args);
-      } finally {
-        await app.close();
-      }
-    };
 
   edition
     .command('create')
@@ -43,7 +34,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .option('--subject <text>', 'subject line (default: the story title, or the digest\'s)')
     .option('--audience <who>', `all subscribers of the list, or only those at one frequency (${FREQUENCIES.join(', ')})`, 'all')
     .action(
-      withApp(async (app, flags: CreateFlags) => {
+      withApp(makeApp, async (app, flags: CreateFlags) => {
         if (flags.sinceLast && !flags.digest) throw new InputError('--since-last goes with --digest');
         if (flags.audience !== 'all' && !FREQUENCIES.includes(flags.audience as never)) {
           throw new InputError(`--audience: expected all, ${FREQUENCIES.join(', ')}, got "${flags.audience}"`);
@@ -63,7 +54,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .description('editions, newest first')
     .option('--json', 'machine-readable output')
     .action(
-      withApp(async (app, flags: { json?: boolean }) => {
+      withApp(makeApp, async (app, flags: { json?: boolean }) => {
         const rows = await (await app.editions()).list();
         if (flags.json) {
           const out = rows.map((r) => ({ id: r.id, list: r.list_slug, kind: r.kind, audience: r.audience, subject: r.subject, status: r.status, stories: JSON.parse(r.story_slugs) as string[], created_at: r.created_at, completed_at: r.completed_at }));
@@ -79,7 +70,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .description('an edition\'s details')
     .argument('<id>')
     .action(
-      withApp(async (app, id: string) => {
+      withApp(makeApp, async (app, id: string) => {
         const e = await findEdition(app, editionId(id));
         const { compiled, ...rest } = e;
         process.stdout.write(`${JSON.stringify({ ...rest, preheader: compiled.preheader, recipientFields: [...new Set(compiled.html.fields)] }, null, 2)}\n`);
@@ -92,7 +83,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .argument('<id>')
     .option('--out <dir>', 'output folder (default: <data dir>/preview)')
     .action(
-      withApp(async (app, id: string, flags: { out?: string }) => {
+      withApp(makeApp, async (app, id: string, flags: { out?: string }) => {
         const e = await findEdition(app, editionId(id));
         const { site } = await app.content();
         const list = site.lists.find((l) => l.slug === e.list_slug) ?? { slug: e.list_slug, name: e.list_slug, description: '' };
@@ -113,7 +104,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .argument('<id>')
     .requiredOption('--to <email>', 'where the test goes')
     .action(
-      withApp(async (app, id: string, flags: { to: string }) => {
+      withApp(makeApp, async (app, id: string, flags: { to: string }) => {
         const address = parseEmailAddress(flags.to);
         if ('error' in address) throw new InputError(`--to: ${address.error.replace(/^email: /, '')}`);
         const e = await findEdition(app, editionId(id));

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import type { App } from '../../app.ts';
 import { InputError, NotFoundError } from '../../errors.ts';
 import { publishNewStories } from '../../schedule/fire-schedule.ts';
 import {
@@ -14,6 +13,7 @@ import {
 } from '../../schedule/manage-schedules.ts';
 import { fireDeps, schedulesRepo, startScheduler, stderrLog } from '../../schedule/start-scheduler.ts';
 import type { AppFactory } from '../main.ts';
+import { withApp } from '../with-app.ts';
 
 interface AddFlags {
   edition?: string;
@@ -29,16 +29,6 @@ interface AddFlags {
 /** `gazette schedule add | list | cancel | next | check`. */
 export function registerSchedule(program: Command, makeApp: AppFactory): void {
   const schedule = program.command('schedule').description('schedule sends: one-off, recurring digests, each story on publish');
-  const withApp =
-    <A extends unknown[]>(fn: (app: App, ...args: A) => Promise<void>) =>
-    async (...args: A) => {
-      const app = makeApp();
-      try {
-        await fn(app, ...args);
-      } finally {
-        await app.close();
-      }
-    };
 
   schedule
     .command('add')
@@ -52,7 +42,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--audience <who>', 'recurring: all (default), instant, daily or weekly subscribers')
     .option('--on-publish', 'each newly published story to the list\'s instant subscribers')
     .action(
-      withApp(async (app, flags: AddFlags) => {
+      withApp(makeApp, async (app, flags: AddFlags) => {
         const schedules = await schedulesRepo(app);
         const row = await addSchedule({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, flags);
         const view = await scheduleView(schedules, row, app.now());
@@ -67,7 +57,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .description('schedules, with their next and last fire')
     .option('--json', 'machine-readable output')
     .action(
-      withApp(async (app, flags: { json?: boolean }) => {
+      withApp(makeApp, async (app, flags: { json?: boolean }) => {
         const schedules = await schedulesRepo(app);
         const views = await Promise.all((await schedules.list()).map((row) => scheduleView(schedules, row, app.now())));
         process.stdout.write(flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatList(views));
@@ -79,7 +69,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .description('cancel a schedule: it stops firing in every running scheduler within seconds')
     .argument('<id>')
     .action(
-      withApp(async (app, id: string) => {
+      withApp(makeApp, async (app, id: string) => {
         const row = await cancelSchedule({ schedules: await schedulesRepo(app), now: app.now() }, scheduleId(id));
         process.stderr.write(`schedule ${row.id} cancelled (${describeSchedule(row)})\n`);
       }),
@@ -92,7 +82,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--count <n>', 'how many fires per schedule', '5')
     .option('--json', 'machine-readable output')
     .action(
-      withApp(async (app, id: string | undefined, flags: { count: string; json?: boolean }) => {
+      withApp(makeApp, async (app, id: string | undefined, flags: { count: string; json?: boolean }) => {
         const count = Number(flags.count);
         if (!Number.isInteger(count) || count < 1 || count > 1000) throw new InputError(`--count: expected a whole number from 1 to 1000, got "${flags.count}"`);
         const schedules = await schedulesRepo(app);
@@ -121,7 +111,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .command('check')
     .description('send newly published stories for every on-publish schedule now (the scheduler also checks every 30 s)')
     .action(
-      withApp(async (app) => {
+      withApp(makeApp, async (app) => {
         const deps = await fireDeps(app);
         const rows = (await deps.schedules.list('active')).filter((s) => s.kind === 'on-publish');
         const content = await app.content();

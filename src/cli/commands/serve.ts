@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../../errors.ts';
 import { buildServer } from '../../server/server.ts';
+import { startScheduler } from '../../schedule/start-scheduler.ts';
 import type { AppFactory } from '../main.ts';
 
 /** `gazette serve`: the HTTP server (pages, feeds, subscriptions, admin API). */
@@ -24,6 +25,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       await server.listen({ port: effectivePort, host: options.host });
       const controller = new AbortController();
       const worker = (await app.worker()).run({ signal: controller.signal });
+      const scheduler = await startScheduler(app, { log: server.log });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);
@@ -31,6 +33,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       });
       server.log.info('shutting down: finishing the messages in flight');
       controller.abort();
+      await scheduler.stop();
       await worker;
       await server.close();
       await app.close();

@@ -12,6 +12,7 @@ import { exportSubscribersCsv, formatLists, subscriberJson } from '../../subscri
 import { importSubscribersCsv, type ImportSummary } from '../../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../../subscribers/email-address.ts';
 import type { AppFactory } from '../main.ts';
+import { runWithApp } from '../with-app.ts';
 
 const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
 
@@ -30,7 +31,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--frequency <f>', `how often: ${FREQUENCIES.join(', ')} (default: instant)`)
     .option('--confirmed', CONSENT_HELP)
     .action((email: string, flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean }) =>
-      withApp(makeApp, async (app) => {
+      runWithApp(makeApp, async (app) => {
         const added = await (await app.subscriptions()).add({
           email,
           name: flags.name,
@@ -52,7 +53,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--frequency <f>', `frequency for rows that give none: ${FREQUENCIES.join(', ')} (default: instant)`)
     .option('--confirmed', CONSENT_HELP)
     .action((file: string, flags: { list?: string; frequency?: string; confirmed?: boolean }) =>
-      withApp(makeApp, (app) => importFile(app, file, flags)),
+      runWithApp(makeApp, (app) => importFile(app, file, flags)),
     );
 
   subscribers
@@ -60,7 +61,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .description('write every subscriber as CSV on stdout (email, name, status, lists, created_at, confirmed_at, source)')
     .option('--list <slug>', 'only subscribers of this list')
     .action((flags: { list?: string }) =>
-      withApp(makeApp, async (app) => {
+      runWithApp(makeApp, async (app) => {
         const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
         const repo = await app.subscribers();
         await toStdout((out) => exportSubscribersCsv(repo, out, { list, end: false }).then(() => undefined));
@@ -74,7 +75,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--status <status>', `only this status: ${STATUSES.join(', ')}`)
     .option('--list <slug>', 'only subscribers of this list')
     .action((flags: { json?: boolean; status?: string; list?: string }) =>
-      withApp(makeApp, async (app) => {
+      runWithApp(makeApp, async (app) => {
         if (flags.status !== undefined && !STATUSES.includes(flags.status as SubscriberStatus)) {
           throw new InputError(`--status: expected one of ${STATUSES.join(', ')}, got "${flags.status}"`);
         }
@@ -88,7 +89,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .description('erase a subscriber: their row and subscriptions are deleted (personal data gone)')
     .argument('<email>', 'the address')
     .action((email: string) =>
-      withApp(makeApp, async (app) => {
+      runWithApp(makeApp, async (app) => {
         const address = parseEmailAddress(email);
         if ('error' in address) throw new InputError(address.error);
         const repo = await app.subscribers();
@@ -97,15 +98,6 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
         process.stdout.write(`removed ${subscriber.email} (subscriber ${subscriber.id}): personal data erased\n`);
       }),
     );
-}
-
-async function withApp(makeApp: AppFactory, run: (app: App) => Promise<void>): Promise<void> {
-  const app = makeApp();
-  try {
-    await run(app);
-  } finally {
-    await app.close();
-  }
 }
 
 async function checkList(app: App, slug: string): Promise<string> {

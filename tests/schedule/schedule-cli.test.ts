@@ -1,0 +1,71 @@
+import { rm } from 'node:fs/promises';
+import { Command } from 'commander';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { createApp } from '../../src/app.ts';
+import { registerSchedule } from '../../src/cli/commands/schedule.ts';
+import { loadConfig } from '../../src/config.ts';
+import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
+import { freshDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { datedStory } from './schedule-fixture.ts';
+
+const NOW = new Date('2026-03-16T12:00:00Z');
+
+describe('gazette schedule', () => {
+  let database: TestDatabase;
+  let contentDir: string;
+  let out: string[];
+  let err: string[];
+
+  beforeEach(async () => {
+    database = await freshDatabase('sqlite');
+    contentDir = await tempContentDir({ 'a.md': datedStory('Story A', '2026-03-10T09:00:00Z') });
+    out = [];
+    err = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true));
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => (err.push(String(chunk)), true));
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    await rm(contentDir, { recursive: true, force: true });
+    await rm(database.dataDir, { recursive: true, force: true });
+  });
+
+  /** Runs `gazette schedule …` in-process; returns stdout. */
+  const run = async (...args: string[]): Promise<string> => {
+    out.length = 0;
+    const config = loadConfig({ GAZETTE_CONTENT_DIR: contentDir, GAZETTE_DATA_DIR: database.dataDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, DATABASE_URL: database.url, GAZETTE_SECRET: 'test-secret-0123456789abcdef' });
+    const program = new Command('gazette').exitOverride();
+    registerSchedule(program, () => createApp(config, { now: () => NOW }));
+    await program.parseAsync(['node', 'gazette', 'schedule', ...args]);
+    return out.join('');
+  };
+
+  it('adds a weekly digest, shows its next fires in its zone and in UTC, lists and cancels it', async () => {
+    const id = (await run('add', '--list', 'weekly', '--cron', '0 7 * * 1', '--tz', 'Europe/Kyiv', '--digest', '--audience', 'weekly')).trim();
+    expect(id).toBe('1');
+    expect(err.join('')).toContain('schedule 1: recurring to weekly: digest "0 7 * * 1" Europe/Kyiv to weekly subscribers; next fire 2026-03-23T07:00:00+02:00 Europe/Kyiv  =  2026-03-23T05:00:00.000Z');
+    const next = await run('next', '1', '--count', '2');
+    expect(next).toBe(
+      [
+        'schedule 1 (recurring, weekly): digest "0 7 * * 1" Europe/Kyiv to weekly subscribers',
+        '  2026-03-23T07:00:00+02:00 Europe/Kyiv  =  2026-03-23T05:00:00.000Z',
+        '  2026-03-30T07:00:00+03:00 Europe/Kyiv  =  2026-03-30T04:00:00.000Z',
+        '',
+      ].join('\n'),
+    );
+    const json = JSON.parse(await run('list', '--json'));
+    expect(json).toMatchObject([{ id: 1, kind: 'recurring', list: 'weekly', timezone: 'Europe/Kyiv', status: 'active', next_fire_at: '2026-03-23T05:00:00.000Z' }]);
+    expect(await run('list')).toMatch(/^ {3}1 {2}active +recurring +weekly +digest "0 7 \* \* 1" Europe\/Kyiv to weekly subscribers {2}next 2026-03-23T05:00:00.000Z · never fired\n$/);
+    await run('cancel', '1');
+    expect(JSON.parse(await run('list', '--json'))[0].status).toBe('cancelled');
+  });
+
+  it('refuses a bad cron expression or zone with a message naming it', async () => {
+    await expect(run('add', '--list', 'weekly', '--cron', '0 7 * * 1', '--tz', 'Europe/Kiev2', '--digest')).rejects.toThrow('unknown time zone "Europe/Kiev2"');
+    await expect(run('add', '--list', 'weekly', '--cron', '0 7 * *', '--tz', 'UTC', '--digest')).rejects.toThrow('invalid cron expression "0 7 * *": expected 5 or 6 fields but got 4');
+    await expect(run('add', '--edition', '1', '--at', '2026-03-17 07:00')).rejects.toThrow(/no edition 1/);
+    await expect(run('next', '7')).rejects.toThrow('no schedule 7');
+    await expect(run('next', '--count', 'many')).rejects.toThrow('--count: expected a whole number from 1 to 1000, got "many"');
+    expect(JSON.parse(await run('list', '--json'))).toEqual([]);
+  });
+});
