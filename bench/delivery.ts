@@ -1,4 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import os from 'node:os';
@@ -18,6 +19,8 @@ const SOURCE = '/usr/sbin/smtp-source';
 export async function benchDelivery(): Promise<string[]> {
   const sizes = (process.env.BENCH_DELIVERY_SIZES ?? '10000,100000').split(',').map(Number);
   const workers = Number(process.env.BENCH_WORKERS ?? 2);
+  // Workers run as in production: the compiled dist/, which must match src/.
+  await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: ROOT });
   const lines: string[] = [];
   for (const size of sizes) lines.push(...(await benchSize(size, workers)));
   return lines;
