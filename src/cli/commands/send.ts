@@ -4,6 +4,7 @@ import { enqueueEdition } from '../../edition/enqueue-edition.ts';
 import { editionStatus, type EditionStatusReport } from '../../edition/edition-status.ts';
 import { GazetteError, InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
+import { withApp } from '../with-app.ts';
 import { progressBar } from '../progress.ts';
 
 /** Parses an edition id argument. */
@@ -20,30 +21,19 @@ export function registerSend(program: Command, makeApp: AppFactory): void {
     .description('enqueue an edition for every subscriber of its list (--wait: also deliver it, then exit)')
     .argument('<id>', 'edition id')
     .option('--wait', 'run a worker in this process until the edition is fully delivered')
-    .action(async (id: string, options: { wait?: boolean }) => {
-      const app = makeApp();
-      try {
-        const editionNumber = editionId(id);
-        await sendEdition(app, editionNumber, options.wait ?? false);
-      } finally {
-        await app.close();
-      }
-    });
+    .action(withApp(makeApp, (app, id: string, options: { wait?: boolean }) => sendEdition(app, editionId(id), options.wait ?? false)));
 
   program
     .command('status')
     .description('show an edition\'s send: queued, sending, sent, failed, bounced, rate, ETA')
     .argument('<id>', 'edition id')
     .option('--json', 'machine-readable output')
-    .action(async (id: string, options: { json?: boolean }) => {
-      const app = makeApp();
-      try {
+    .action(
+      withApp(makeApp, async (app, id: string, options: { json?: boolean }) => {
         const report = await statusOf(app, editionId(id));
         process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-      } finally {
-        await app.close();
-      }
-    });
+      }),
+    );
 }
 
 async function statusOf(app: App, id: number): Promise<EditionStatusReport> {
