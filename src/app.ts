@@ -14,7 +14,7 @@ import { DeliveriesRepo } from './store/deliveries-repo.ts';
 import { EditionsRepo } from './store/editions-repo.ts';
 import type { Queue } from './queue/queue.ts';
 import { createSqlQueue } from './queue/queue-sql.ts';
-import { Worker, type WorkerOptions } from './delivery/worker.ts';
+import { Worker, type WorkerDeps, type WorkerOptions } from './delivery/worker.ts';
 import { systemClock, type Clock } from './delivery/rate-limiter.ts';
 import { DEFAULT_RETRY_POLICY } from './delivery/retry-policy.ts';
 import { SubscriptionService } from './subscribers/subscription-service.ts';
@@ -38,8 +38,8 @@ export interface App {
   editions(): Promise<EditionsRepo>;
   deliveries(): Promise<DeliveriesRepo>;
   queue(): Promise<Queue>;
-  /** A new worker with the configured limits; `options` override them (tests, benchmarks). */
-  worker(options?: Partial<WorkerOptions>): Promise<Worker>;
+  /** A new worker with the configured limits; `options` override them (tests, benchmarks); `log` hears retries, bounces, pauses, errors. */
+  worker(options?: Partial<WorkerOptions>, log?: WorkerDeps['log']): Promise<Worker>;
   /** Closes whatever was opened (database, SMTP pool). */
   close(): Promise<void>;
 }
@@ -92,7 +92,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const deliveries = once(async () => new DeliveriesRepo((await store()).db));
   const queue = once(async () => createSqlQueue(await store()));
   const clock: Clock = overrides.clock ?? (overrides.now ? { now, sleep: systemClock.sleep } : systemClock);
-  const worker = async (options: Partial<WorkerOptions> = {}) =>
+  const worker = async (options: Partial<WorkerOptions> = {}, log: WorkerDeps['log'] = () => {}) =>
     new Worker(
       {
         queue: await queue(),
@@ -105,7 +105,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
         content,
         clock,
         random: overrides.random ?? Math.random,
-        log: () => {},
+        log,
       },
       {
         concurrency: config.concurrency,

@@ -46,6 +46,11 @@ const envSchema = z.object({
   ),
   /** Bearer token for /api; unset turns the admin API off. */
   GAZETTE_ADMIN_TOKEN: optionalString,
+  /**
+   * Which proxies may set X-Forwarded-For (the client IP for rate limits and consent records):
+   * unset trusts none; addresses or CIDRs of your proxies ("127.0.0.1,10.0.0.0/8"); "true" trusts any.
+   */
+  GAZETTE_TRUST_PROXY: optionalString,
   /** HTTP port of `gazette serve`. */
   PORT: z.coerce.number().int().min(0).max(65535).default(8080),
   /** Public URL of the server, used in links inside emails; defaults to http://localhost:PORT. */
@@ -74,6 +79,7 @@ export interface Config {
   dkim: { domain: string; selector: string; privateKeyFile: string } | undefined;
   secret: string | undefined;
   adminToken: string | undefined;
+  trustProxy: boolean | string;
   port: number;
   baseUrl: string | undefined;
   scheduleGraceMs: number;
@@ -118,11 +124,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         : undefined,
     secret: e.GAZETTE_SECRET,
     adminToken: e.GAZETTE_ADMIN_TOKEN,
+    trustProxy: parseTrustProxy(e.GAZETTE_TRUST_PROXY),
     port: e.PORT,
     baseUrl: e.BASE_URL?.replace(/\/+$/, ''),
     scheduleGraceMs: e.GAZETTE_SCHEDULE_GRACE_MINUTES * 60_000,
     logLevel: e.LOG_LEVEL,
   };
+}
+
+function parseTrustProxy(value: string | undefined): boolean | string {
+  if (value === undefined || value === 'false') return false;
+  return value === 'true' ? true : value;
 }
 
 function pick(env: NodeJS.ProcessEnv, key: PropertyKey | undefined): string | undefined {

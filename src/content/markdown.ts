@@ -99,8 +99,11 @@ function findImagesWithoutAlt(tokens: Token[]): string[] {
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', '#39': "'", apos: "'", nbsp: '\u00a0' };
 
-/** Decodes the few entities marked and sanitize-html produce. */
+/** Decodes the entities marked and sanitize-html produce, in one pass (so `&amp;#169;` stays `&#169;`). */
 export function decodeEntities(text: string): string {
-  return text.replace(/&(amp|lt|gt|quot|#39|apos|nbsp);/g, (_match, name: string) => ENTITIES[name] ?? _match)
-    .replace(/&#(\d+);/g, (_m, code: string) => String.fromCodePoint(Number(code)));
+  return text.replace(/&(?:(amp|lt|gt|quot|#39|apos|nbsp)|#(\d{1,7}));/g, (match, name: string | undefined, code: string | undefined) => {
+    if (name) return ENTITIES[name] ?? match;
+    const point = Number(code);
+    return point <= 0x10ffff ? String.fromCodePoint(point) : match;
+  });
 }

@@ -91,13 +91,19 @@ export class Worker {
 
   private async sender(run: RunOptions): Promise<void> {
     while (!run.signal.aborted) {
-      const next = await this.next();
-      if (next) {
-        await this.process(next);
-        continue;
+      try {
+        const next = await this.next();
+        if (next) {
+          await this.process(next);
+          continue;
+        }
+        await this.completeTouched();
+        if (run.stopWhenIdle && (await run.stopWhenIdle())) return;
+      } catch (error) {
+        // The database or the queue failed (a restart, a lock held too long): the job keeps its
+        // lease and comes back; this sender waits and carries on instead of taking the process down.
+        this.deps.log('error', { error: (error as Error).message });
       }
-      await this.completeTouched();
-      if (run.stopWhenIdle && (await run.stopWhenIdle())) return;
       if (!run.signal.aborted) await this.deps.clock.sleep(this.options.pollMs);
     }
   }
@@ -118,7 +124,10 @@ export class Worker {
     const now = this.deps.clock.now();
     if (now.getTime() < this.pausedUntil) return false;
     this.paused = new Set(await this.deps.editions.pausedIds());
-    const jobs = await this.deps.queue.reserve(Math.max(100, this.options.concurrency * 4), this.options.leaseMs, now, [...this.paused]);
+    // No more than the rate can send within half a lease, so buffered jobs do not outlive their lease.
+    const sendable = Math.floor((this.options.rate * this.options.leaseMs) / 2000);
+    const limit = Math.max(this.options.concurrency, Math.min(Math.max(100, this.options.concurrency * 4), sendable));
+    const jobs = await this.deps.queue.reserve(limit, this.options.leaseMs, now, [...this.paused]);
     if (jobs.length === 0) return false;
     const deliveries = await this.deps.deliveries.forSending(jobs.map((j) => j.id));
     this.buffer.push(...jobs.map((job) => ({ job, delivery: deliveries.get(job.id) })));
@@ -132,7 +141,9 @@ export class Worker {
       return;
     }
     this.touched.add(delivery.editionId);
-    if (this.paused.has(delivery.editionId)) {
+    // A paused edition's jobs, and jobs whose lease is nearly over (another worker may take them
+    // any moment), go back unsent.
+    if (this.paused.has(delivery.editionId) || job.lease - deps.clock.now().getTime() < this.options.leaseMs / 10) {
       await deps.queue.retry(job, deps.clock.now());
       return;
     }
@@ -209,7 +220,15 @@ export class Worker {
 
   // Site details (sender, URL) are read once per worker run: a send must not change mid-way.
   private site(): Promise<Content> {
-    return (this.siteCache ??= this.deps.content());
+    if (!this.siteCache) {
+      const loading = this.deps.content();
+      // A broken content/ must not stop this worker for good: the next message asks again.
+      loading.catch(() => {
+        if (this.siteCache === loading) this.siteCache = undefined;
+      });
+      this.siteCache = loading;
+    }
+    return this.siteCache;
   }
 
   // The shared, pre-encoded parts of an edition's messages, built once per edition per worker.

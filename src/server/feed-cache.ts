@@ -112,7 +112,7 @@ export class FeedCache {
       if (now.getTime() < good.nextChangeAt) return good.snapshot;
       content = good.snapshot.content;
     }
-    const snapshot = buildSnapshot(content, now);
+    const snapshot = buildSnapshot(content, now, await newestMtime(this.app.config.contentDir));
     this.good = { snapshot, promise: Promise.resolve(snapshot), nextChangeAt: nextScheduled(content, now) };
     return snapshot;
   }
@@ -164,7 +164,7 @@ export class FeedCache {
 }
 
 /** Builds the snapshot of `content` as readers see it at `now`. */
-function buildSnapshot(content: Content, now: Date): SiteSnapshot {
+function buildSnapshot(content: Content, now: Date, contentChangedAt: number): SiteSnapshot {
   const stories = publishedStories(content, now);
   const files = new Map<string, CachedFile>();
   for (const [name, text] of buildFeeds(content.site, stories, now)) {
@@ -172,8 +172,10 @@ function buildSnapshot(content: Content, now: Date): SiteSnapshot {
     const contentType = name.endsWith('.json') ? 'application/feed+json; charset=utf-8' : 'application/rss+xml; charset=utf-8';
     files.set(name, cachedFile(body, contentType));
   }
-  const newest = stories[0]?.date ?? now;
-  const lastModified = new Date(Math.floor(newest.getTime() / 1000) * 1000);
+  // The newest story, or the last edit under content/ when later: an edited or backdated story
+  // changes what readers get, so If-Modified-Since must see it too.
+  const newest = Math.max(stories[0]?.date.getTime() ?? now.getTime(), Math.min(contentChangedAt, now.getTime()));
+  const lastModified = new Date(Math.floor(newest / 1000) * 1000);
   return {
     content,
     stories,
@@ -198,6 +200,13 @@ function nextScheduled(content: Content, now: Date): number {
     if (!story.draft && at > now.getTime() && at < next) next = at;
   }
   return next;
+}
+
+/** The latest mtime of any file under dir, in epoch milliseconds (0 when unreadable). */
+async function newestMtime(dir: string): Promise<number> {
+  const names = await readdir(dir, { recursive: true }).catch(() => [] as string[]);
+  const times = await Promise.all(names.map(async (name) => (await stat(path.join(dir, name)).catch(() => undefined))?.mtimeMs ?? 0));
+  return Math.max(0, ...times);
 }
 
 /** Name, size and mtime of every entry under dir: changes when any file is added, removed or edited. */

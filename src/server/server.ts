@@ -30,7 +30,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   const server = Fastify({
     logger: options.logger ? { level: app.config.logLevel } : false,
     bodyLimit: 64 * 1024,
-    trustProxy: true,
+    // Only configured proxies may name the client: else X-Forwarded-For would dodge the rate limit.
+    trustProxy: app.config.trustProxy,
     routerOptions: { maxParamLength: 200 },
   });
   const web = await loadWebTemplates(app.config.templatesDir);

@@ -63,10 +63,17 @@ export class SubscriptionService {
     const at = now();
     let id: number;
     if (!existing) {
-      id = await repo.insert(
-        { email: email.address, emailKey: email.key, name, status: 'pending', source: request.source ?? 'form', consentIp: request.ip ?? null, lists },
-        at,
-      );
+      try {
+        id = await repo.insert(
+          { email: email.address, emailKey: email.key, name, status: 'pending', source: request.source ?? 'form', consentIp: request.ip ?? null, lists },
+          at,
+        );
+      } catch (error) {
+        // Two requests for the same new address at once (a double-submitted form): the other
+        // one stored it first, so this one takes the path of a known address.
+        if (await repo.findByEmail(email.key)) return this.subscribe(request);
+        throw error;
+      }
     } else {
       if (existing.status === 'active') return 'already-active';
       if (existing.status === 'bounced' || existing.status === 'complained') return 'suppressed';
@@ -196,7 +203,7 @@ export class SubscriptionService {
       }),
       unsubscribeUrl: links.unsubscribeUrl,
       unsubscribeMailto: links.unsubscribeMailto,
-      messageKey: `welcome.${subscriber.id}`,
+      messageKey: `welcome.${subscriber.id}.${this.deps.now().getTime()}`,
       date: this.deps.now(),
     });
   }

@@ -116,6 +116,14 @@ describe('site.yaml validation', () => {
   });
 });
 
+describe('headings with entities', () => {
+  it('keeps escaped entities literal and survives numeric ones out of range', async () => {
+    const dir = await tempContentDir({ 'e.md': storyFile({}, 'Intro.\n\n## Escaping `&#169;` in HTML\n\nText.\n\n## Code `&#99999999;`\n\nMore.\n') });
+    const [story] = (await loadContent(dir)).stories;
+    expect(story!.sections.map((s) => s.heading)).toEqual(['Escaping &#169; in HTML', 'Code &#99999999;']);
+  });
+});
+
 describe('published stories', () => {
   it('leaves out drafts and stories dated in the future, newest first', async () => {
     const dir = await tempContentDir({

@@ -1,4 +1,4 @@
-import { cp, mkdtemp, writeFile, mkdir } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, utimes, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,7 +16,17 @@ export async function tempContentDir(stories: Record<string, string>, options: {
   await mkdir(path.join(dir, 'stories'));
   if (options.withGolden) await cp(path.join(GOLDEN_DIR, 'stories', 'golden.md'), path.join(dir, 'stories', 'golden.md'));
   for (const [name, text] of Object.entries(stories)) await writeFile(path.join(dir, 'stories', name), text);
+  await backdate(dir);
   return dir;
+}
+
+/**
+ * Sets every file under `dir` to a 2001 mtime: tests run on fixed clocks in 2025, and a content
+ * file edited "after now" would otherwise count as the latest change (Last-Modified).
+ */
+export async function backdate(dir: string): Promise<void> {
+  const old = new Date('2001-01-01T00:00:00Z');
+  for (const name of await readdir(dir, { recursive: true })) await utimes(path.join(dir, name), old, old);
 }
 
 /** A valid story file; `fields` replace or add front matter lines. */

@@ -1,4 +1,5 @@
 import { cp, mkdtemp, rm } from 'node:fs/promises';
+import { backdate } from './content-dir.ts';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +49,7 @@ export async function testServer(options: TestServerOptions = {}): Promise<TestS
     contentDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-content-'));
     made.push(contentDir);
     await cp(REPO_CONTENT_DIR, contentDir, { recursive: true });
+    await backdate(contentDir);
   }
   const config = loadConfig({
     GAZETTE_CONTENT_DIR: contentDir,

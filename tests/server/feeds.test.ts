@@ -6,6 +6,7 @@ import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { FeedCache } from '../../src/server/feed-cache.ts';
 import { GOLDEN_DIR, storyFile, TEMPLATES_DIR, tempContentDir } from '../helpers/content-dir.ts';
+import { backdate } from '../helpers/content-dir.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
 
 const RSS_TYPE = 'application/rss+xml; charset=utf-8';
@@ -143,7 +144,8 @@ describe('content changes while the server runs', () => {
       return r.body.includes('Fresh off the press') ? r : undefined;
     });
     expect(after.headers.etag).not.toBe(before.headers.etag);
-    expect(after.headers['last-modified']).toBe(new Date('2025-07-09T08:00:00Z').toUTCString());
+    // The edit happened "now" (after the newest story's date), so it is the last modification.
+    expect(after.headers['last-modified']).toBe(clock.toUTCString());
     expect((await get('/rss.xml', { 'if-none-match': before.headers.etag as string })).statusCode).toBe(200);
   });
 
@@ -173,6 +175,7 @@ describe('content changes while the server runs', () => {
   it('publishes a scheduled story once the clock passes its date, without a restart', async () => {
     const due = new Date('2025-07-11T06:00:00Z');
     await writeFile(path.join(t.contentDir, 'stories', 'scheduled.md'), storyFile({ title: '"Scheduled for later"', date: due.toISOString() }));
+    await backdate(t.contentDir); // written long ago: only its date should matter here
     // Written before the first request, so only the clock (not the watcher) can bring it in.
     const before = await get('/rss.xml');
     expect(before.body).not.toContain('Scheduled for later');

@@ -10,7 +10,8 @@ let t: TestServer;
 
 beforeEach(async () => {
   clock = new Date('2026-01-05T10:00:00Z');
-  t = await testServer({ now: () => clock });
+  // The tests stand behind a proxy (inject) that names the client in X-Forwarded-For.
+  t = await testServer({ now: () => clock, env: { GAZETTE_TRUST_PROXY: 'true' } });
 });
 afterEach(async () => t.close());
 
@@ -248,5 +249,34 @@ describe('preferences', () => {
     const left = await t.server.inject({ method: 'POST', url: path, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'action=leave' });
     expect(left.statusCode).toBe(200);
     expect((await subscriber('prefs@example.com'))!.status).toBe('unsubscribed');
+  });
+});
+
+describe('abuse resistance', () => {
+  it('ignores X-Forwarded-For unless GAZETTE_TRUST_PROXY names the proxy, so the limit cannot be dodged', async () => {
+    const direct = await testServer({ now: () => clock });
+    try {
+      let last = 0;
+      for (let i = 0; i < 21; i++) {
+        last = (
+          await direct.server.inject({
+            method: 'POST',
+            url: '/subscribe',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': `10.0.0.${i}` },
+            payload: `email=spoof${i}%40example.com`,
+          })
+        ).statusCode;
+      }
+      expect(last).toBe(429);
+    } finally {
+      await direct.close();
+    }
+  });
+
+  it('answers a double-submitted form the same twice, storing one subscriber and no error', async () => {
+    const responses = await Promise.all([1, 2, 3].map(() => subscribe({ email: 'twice@example.com' })));
+    expect(responses.map((r) => r.statusCode)).toEqual([200, 200, 200]);
+    expect(new Set(responses.map((r) => r.body)).size).toBe(1);
+    expect((await subscriber('twice@example.com'))!.status).toBe('pending');
   });
 });

@@ -24,7 +24,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
       await server.listen({ port: effectivePort, host: options.host });
       const controller = new AbortController();
-      const worker = (await app.worker()).run({ signal: controller.signal });
+      const worker = (await app.worker({}, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`))).run({ signal: controller.signal }).catch((error: unknown) => server.log.error({ err: error }, 'worker stopped'));
       const scheduler = await startScheduler(app, { log: server.log });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

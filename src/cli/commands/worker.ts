@@ -17,7 +17,7 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        const worker = await app.worker();
+        const worker = await app.worker({}, (event, details) => process.stderr.write(`worker: ${event} ${JSON.stringify(details)}\n`));
         process.stderr.write(`worker: sending through ${(await app.transport()).name}, ${app.config.concurrency} at once, ${app.config.rate}/s\n`);
         const queue = await app.queue();
         let idlePolls = 0;
