@@ -1,12 +1,10 @@
 import { rm } from 'node:fs/promises';
 import type { FastifyInstance } from 'fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createApp, type App } from '../../src/app.ts';
-import { loadConfig } from '../../src/config.ts';
+import type { App } from '../../src/app.ts';
 import { createEdition } from '../../src/edition/create-edition.ts';
-import { registerScheduleApi } from '../../src/server/schedule-api.ts';
-import { buildServer, type ServerContext } from '../../src/server/server.ts';
-import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
+import { testServer } from '../helpers/server.ts';
+import { tempContentDir } from '../helpers/content-dir.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { datedStory } from './schedule-fixture.ts';
 
@@ -17,26 +15,12 @@ const NOW = new Date('2026-03-16T12:00:00Z');
 async function serve(env: Record<string, string>) {
   const database = await freshDatabase('sqlite');
   const contentDir = await tempContentDir({ 'a.md': datedStory('Story A', '2026-03-10T09:00:00Z') });
-  const config = loadConfig({
-    GAZETTE_CONTENT_DIR: contentDir,
-    GAZETTE_DATA_DIR: database.dataDir,
-    GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR,
-    DATABASE_URL: database.url,
-    GAZETTE_SECRET: 'test-secret-0123456789abcdef',
-    ...env,
-  });
-  const app = createApp(config, { now: () => NOW });
-  const server = await buildServer(app, { logger: false });
-  // Until server.ts registers it itself (then this call does nothing).
-  registerScheduleApi(server, { app } as ServerContext);
-  await server.ready();
+  const t = await testServer({ content: contentDir, now: () => NOW, env: { DATABASE_URL: database.url, ...env } });
   return {
-    app,
-    server,
+    ...t,
     database,
     async close() {
-      await server.close();
-      await app.close();
+      await t.close();
       await rm(contentDir, { recursive: true, force: true });
       await rm(database.dataDir, { recursive: true, force: true });
     },
