@@ -263,5 +263,5 @@ describe('subscribing in Chromium', () => {
     } finally {
       await context.close();
     }
-  });
+  }, 120_000); // a real browser and a real server, on 2 cores shared with the rest of the suite
 });
