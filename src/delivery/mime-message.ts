@@ -45,7 +45,8 @@ export function prepareMessageTemplate(site: Site, list: MailingList | undefined
     site.sender.replyTo ? `Reply-To: ${site.sender.replyTo}` : '',
     foldHeader(`Subject: ${encodeHeaderText(edition.subject)}`),
     // Only list messages carry list headers; a confirmation email is transactional.
-    list ? foldHeader(`List-Id: ${encodeHeaderText(list.name)} <${list.slug}.${senderDomain}>`) : '',
+    // List-Id's label is a phrase (RFC 2919), so it follows the display-name rules.
+    list ? foldHeader(`List-Id: ${formatPhrase(list.name)} <${list.slug}.${senderDomain}>`) : '',
     list ? `List-Unsubscribe-Post: List-Unsubscribe=One-Click` : '',
   ].filter(Boolean);
   const partHeader = (type: string) =>
@@ -67,7 +68,7 @@ export function renderMessage(template: MessageTemplate, recipient: MessageRecip
     `Date: ${rfc5322Date(recipient.date)}`,
     `Message-ID: <${recipient.messageKey}@${template.senderDomain}>`,
     recipient.unsubscribeUrl ? `List-Unsubscribe: <${recipient.unsubscribeUrl}>,\r\n <${recipient.unsubscribeMailto}>` : '',
-    ...Object.entries(recipient.extraHeaders ?? {}).map(([key, value]) => `${key}: ${encodeHeaderText(value)}`),
+    ...Object.entries(recipient.extraHeaders ?? {}).map(([key, value]) => foldHeader(`${key}: ${encodeHeaderText(value)}`)),
     'MIME-Version: 1.0',
     `Content-Type: multipart/alternative; boundary="${template.boundary}"`,
   ]
@@ -131,18 +132,76 @@ export function foldHeader(line: string): string {
   return out;
 }
 
-/** Encodes header text as RFC 2047 words when it is not plain ASCII. */
+/** Encodes unstructured header text (Subject, X-…) as RFC 2047 words when it is not plain ASCII. */
 export function encodeHeaderText(text: string): string {
-  const clean = text.replace(/[\r\n]+/g, ' ');
+  const clean = stripControls(text);
+  // Unstructured text may hold specials, so encoding only the non-ASCII words is safe here.
   return /^[\x20-\x7e]*$/.test(clean) ? clean : encodeWords(clean, 'Q', 52);
 }
 
-/** `"Name" <address>`, with the name quoted or encoded as needed. */
+/** `Name <address>`: always exactly one mailbox, the name bare, quoted or encoded as needed. */
 export function formatAddress(address: string, name?: string): string {
-  if (!name) return address;
-  const clean = name.replace(/[\r\n]+/g, ' ').trim();
-  if (!/^[\x20-\x7e]*$/.test(clean)) return `${encodeWords(clean, 'Q', 52)} <${address}>`;
-  return `"${clean.replace(/(["\\])/g, '\\$1')}" <${address}>`;
+  // An address is never rewritten into words: its controls simply go, like a name's.
+  const mailbox = address.replace(CONTROLS, '');
+  const phrase = name ? formatPhrase(name) : '';
+  return phrase ? `${phrase} <${mailbox}>` : mailbox;
+}
+
+// Characters that must never reach a header line: C0, DEL, C1 and the Unicode line and
+// paragraph separators (the same set src/subscribers/display-name.ts refuses at input).
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+// Those that separate words become a space, so stripping them never glues two words together.
+const WORD_BREAKS = /[\t\r\n\u2028\u2029]/g;
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** Line breaks and tabs become spaces, other controls go, unpaired surrogates become U+FFFD. */
+function stripControls(text: string): string {
+  return text.replace(WORD_BREAKS, ' ').replace(CONTROLS, '').replace(LONE_SURROGATE, '\ufffd');
+}
+
+/**
+ * A display name as an RFC 5322 phrase, after stripping controls, collapsing runs of spaces
+ * and trimming: bare atoms when it is only atext words, a quoted-string when it is other
+ * printable ASCII, and RFC 2047 encoded-words for the whole name otherwise.
+ */
+function formatPhrase(name: string): string {
+  const clean = stripControls(name).replace(/ {2,}/g, ' ').trim();
+  if (!clean) return '';
+  // Parsers decode "=?…?=" even inside quotes, and a word too long to fold would overflow the
+  // line, so both go encoded too; then the name always reads back exactly as given.
+  if (!/^[\x20-\x7e]*$/.test(clean) || clean.includes('=?') || /[^ ]{72}/.test(clean)) return encodePhraseWords(clean);
+  if (ATOMS.test(clean)) return clean;
+  return `"${clean.replace(/["\\]/g, '\\$&')}"`;
+}
+
+// One or more RFC 5322 atoms (atext only) separated by single spaces.
+const ATOMS = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+( [A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+)*$/;
+
+// 12 chars of `=?UTF-8?Q?` + `?=` around at most 60 of text: each word stays within RFC 2047's
+// 75, and `From: ` plus one word within 78, so the first word never has to go to its own line.
+const MAX_ENCODED_TEXT = 60;
+
+/**
+ * Q-encodes the whole name using only the RFC 2047 §5(3) phrase characters, so no special can
+ * appear bare; split into words at character boundaries, never inside a UTF-8 sequence.
+ */
+function encodePhraseWords(text: string): string {
+  const words: string[] = [];
+  let current = '';
+  for (const char of text) {
+    const encoded = /^[A-Za-z0-9!*+\-/]$/.test(char)
+      ? char
+      : char === ' '
+        ? '_'
+        : [...Buffer.from(char, 'utf8')].map((byte) => `=${byte.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+    if (current.length + encoded.length > MAX_ENCODED_TEXT) {
+      words.push(current);
+      current = '';
+    }
+    current += encoded;
+  }
+  if (current) words.push(current);
+  return words.map((word) => `=?UTF-8?Q?${word}?=`).join(' ');
 }
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
