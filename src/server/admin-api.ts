@@ -1,4 +1,9 @@
-import { PassThrough, Transform, type Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { finished, PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
@@ -14,8 +19,14 @@ type Query = Record<string, string | string[] | undefined>;
 
 const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribed', 'bounced', 'complained'];
 
-/** Largest CSV the import route reads. */
+/** Largest CSV the import route reads, by default. */
 export const IMPORT_BODY_LIMIT = 50 * 1024 * 1024;
+
+/** Options of the admin API. */
+export interface AdminApiOptions {
+  /** Largest CSV body POST /api/subscribers/import takes, in bytes; default IMPORT_BODY_LIMIT (50 MB). */
+  importBodyLimit?: number;
+}
 
 const MAX_PER_PAGE = 500;
 
@@ -33,7 +44,7 @@ class HttpError extends Error {
  * The admin API under /api, behind `Authorization: Bearer GAZETTE_ADMIN_TOKEN`: subscribers listed,
  * added, erased, counted, imported and exported. With no token configured every /api URL answers 404.
  */
-export function registerAdminApi(server: FastifyInstance, context: ServerContext): void {
+export function registerAdminApi(server: FastifyInstance, context: ServerContext, options: AdminApiOptions = {}): void {
   void server.register(
     async (api) => {
       api.addHook('onRequest', async (request, reply) => checkAdminAccess(context.app.config.adminToken, request, reply));
@@ -42,7 +53,7 @@ export function registerAdminApi(server: FastifyInstance, context: ServerContext
         throw new NotFoundError(`no API route ${request.method} ${request.url.split('?')[0]}`);
       });
       registerSubscriberRoutes(api, context.app);
-      await api.register(async (csv) => registerImportRoute(csv, context.app));
+      await api.register(async (csv) => registerImportRoute(csv, context.app, options.importBodyLimit ?? IMPORT_BODY_LIMIT));
     },
     { prefix: '/api' },
   );
@@ -110,27 +121,35 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
   });
 }
 
-/** POST /api/subscribers/import: the CSV body is streamed into the import, never held whole in memory. */
-function registerImportRoute(csv: FastifyInstance, app: App): void {
+/**
+ * POST /api/subscribers/import. The body is first copied to a temp file under the data folder, counting
+ * bytes, so a body over `limit` is refused before a row is stored; the import then reads that file twice
+ * (check, then store). Memory stays flat whatever the size; the file is removed whatever happens.
+ */
+function registerImportRoute(csv: FastifyInstance, app: App, limit: number): void {
   csv.addContentTypeParser(['text/csv', 'application/csv'], (_request, payload, done) => done(null, payload));
-  csv.post<{ Querystring: Query; Body: Readable }>('/subscribers/import', { bodyLimit: IMPORT_BODY_LIMIT }, async (request) => {
+  csv.post<{ Querystring: Query; Body: Readable }>('/subscribers/import', { bodyLimit: limit }, async (request) => {
     const type = request.headers['content-type'] ?? '';
     if (!/^(text|application)\/csv\b/i.test(type)) throw new HttpError(415, `send the CSV file with Content-Type: text/csv (got "${type.slice(0, 60)}")`);
-    const limit = request.routeOptions.bodyLimit ?? IMPORT_BODY_LIMIT;
-    if (Number(request.headers['content-length'] ?? 0) > limit) throw new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`);
+    if (Number(request.headers['content-length'] ?? 0) > limit) throw tooLarge(limit);
     const confirmed = flag(request.query, 'confirmed');
     const list = await knownList(app, text(request.query, 'list'));
-    const input = limitedBody(request.body, limit);
-    const summary = await importSubscribersCsv(input, {
-      repo: await app.subscribers(),
-      lists: (await app.content()).site.lists,
-      list,
-      confirmed,
-      now: app.now(),
-      source: 'import',
-    });
-    request.log.info({ rows: summary.rows, imported: summary.imported, invalid: summary.invalidCount }, 'subscribers imported');
-    return summaryJson(summary, confirmed);
+    const file = await spoolFile(app);
+    try {
+      await spoolBody(request.body, file, limit);
+      const summary = await importSubscribersCsv(() => createReadStream(file), {
+        repo: await app.subscribers(),
+        lists: (await app.content()).site.lists,
+        list,
+        confirmed,
+        now: app.now(),
+        source: 'import',
+      });
+      request.log.info({ rows: summary.rows, imported: summary.imported, invalid: summary.invalidCount }, 'subscribers imported');
+      return summaryJson(summary, confirmed);
+    } finally {
+      await rm(file, { force: true });
+    }
   });
 }
 
@@ -185,23 +204,51 @@ function flag(query: Query, key: string): boolean {
   throw new InputError(`${key}: expected true or false, got "${value.slice(0, 40)}"`);
 }
 
+function tooLarge(limit: number): HttpError {
+  return new HttpError(413, `the CSV file is larger than the ${byteSize(limit)} limit: nothing was imported`);
+}
+
+function byteSize(bytes: number): string {
+  const MB = 1024 * 1024;
+  if (bytes >= MB && bytes % MB === 0) return `${bytes / MB} MB`;
+  if (bytes >= 1024 && bytes % 1024 === 0) return `${bytes / 1024} KB`;
+  return `${bytes} bytes`;
+}
+
+/** A fresh temp path for one import's body, in the data folder (the same disk as the database, not tmpfs). */
+async function spoolFile(app: App): Promise<string> {
+  const dir = path.join(app.config.dataDir, 'tmp');
+  await mkdir(dir, { recursive: true });
+  return path.join(dir, `import-${randomBytes(8).toString('hex')}.csv`);
+}
+
 /**
- * The request body, failing with 413 past `limit` bytes (Fastify does not count a body it hands over as a
- * stream). The request itself is never destroyed with the error: the rest is drained so the 413 can be sent.
+ * Copies the request body to `file`, failing with 413 past `limit` bytes (Fastify does not count a body it
+ * hands over as a stream). The request itself is never destroyed: the rest is drained so the 413 can be sent.
  */
-function limitedBody(body: Readable, limit: number): Readable {
+async function spoolBody(body: Readable, file: string, limit: number): Promise<void> {
+  // A body that broke off before the handler ran would never end nor fail again: the copy would wait forever.
+  if (body.destroyed) throw new Error('the request body broke off before it was read');
   let seen = 0;
-  const limited = new Transform({
+  const counter = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
-      if (seen > limit) callback(new HttpError(413, `the CSV file is larger than ${limit / 1024 / 1024} MB`));
+      if (seen > limit) callback(tooLarge(limit));
       else callback(null, chunk);
     },
   });
-  body.on('error', (error) => limited.destroy(error));
-  limited.on('error', () => {
-    body.unpipe(limited);
-    body.resume();
+  // Opened before the copy starts, so the file exists when the caller's `rm` runs, however early the copy fails.
+  const out = (await open(file, 'wx', 0o600)).createWriteStream();
+  // A client that goes away mid-body ends the copy too, rather than leaving it waiting for an `end`.
+  const stopWatching = finished(body, (error) => {
+    if (error) counter.destroy(error);
   });
-  return body.pipe(limited);
+  body.pipe(counter);
+  try {
+    await pipeline(counter, out);
+  } finally {
+    stopWatching();
+    body.unpipe(counter);
+    if (!body.readableEnded) body.resume();
+  }
 }

@@ -155,4 +155,21 @@ describe('gazette subscribers', () => {
     expect(table.stdout).toMatch(/^ID\s+EMAIL\s+STATUS\s+LISTS\s+NAME\n/);
     expect(table.stdout).toContain('3 subscribers\n');
   }, SLOW);
+
+  it('imports nothing from a file malformed at its last line, naming the line; the fixed file then imports every row', async () => {
+    const rows = Array.from({ length: 4_999 }, (_, i) => `bulk${i}@example.com,Bulk ${i}`).join('\n');
+    const broken = path.join(dataDir, 'bulk-broken.csv');
+    await writeFile(broken, `email,name\n${rows}\n"last@example.com,Last\n`);
+    const refused = await gazette('import', broken);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toBe('gazette: malformed CSV at line 5001: a quoted value is never closed (nothing was imported)\n');
+    expect(refused.stdout).toBe('');
+
+    const fixed = path.join(dataDir, 'bulk-fixed.csv');
+    await writeFile(fixed, `email,name\n${rows}\nlast@example.com,Last\n`);
+    const imported = await gazette('import', fixed);
+    expect(imported.code).toBe(0);
+    // Every row is new: the refused import stored none of them.
+    expect(imported.stdout).toContain('bulk-fixed.csv: 5000 rows: 5000 imported as pending, 0 already subscribed (unchanged)');
+  }, SLOW);
 });

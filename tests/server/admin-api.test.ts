@@ -1,10 +1,16 @@
+import { watch } from 'node:fs';
+import { connect, type AddressInfo } from 'node:net';
+import { mkdir, readdir } from 'node:fs/promises';
+import path from 'node:path';
 import { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
+import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readOutbox } from '../helpers/outbox.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
+import { IMPORT_BODY_LIMIT } from '../../src/server/admin-api.ts';
 
-const TOKEN = 'admin-token';
+const TOKEN = 'admin-token-0123456789abcdef0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
 describe('admin API switched off', () => {
@@ -186,13 +192,145 @@ describe('admin API', () => {
     expect((await t.server.inject({ url: '/api/subscribers/export' })).statusCode).toBe(401);
   });
 
-  it('refuses an import body over the route limit with 413', async () => {
-    const res = await t.server.inject({
-      method: 'POST',
-      url: '/api/subscribers/import',
-      headers: { ...auth, 'content-type': 'text/csv', 'content-length': String(60 * 1024 * 1024) },
-      payload: 'email\n',
+});
+
+describe('admin API: subscriber import', () => {
+  const IMPORT_TOKEN = 'import-test-admin-token-0123456789abcdef';
+  const importAuth = { authorization: `Bearer ${IMPORT_TOKEN}` };
+  let t: TestServer;
+  beforeEach(async () => {
+    t = await testServer({ env: { GAZETTE_ADMIN_TOKEN: IMPORT_TOKEN } });
+  });
+  afterEach(() => t.close());
+
+  const post = (payload: string | Readable, headers: Record<string, string> = {}) =>
+    t.server.inject({ method: 'POST', url: '/api/subscribers/import', headers: { ...importAuth, 'content-type': 'text/csv', ...headers }, payload });
+  const stored = async () => Number((await sql<{ n: number }>`select count(*) as n from subscribers`.execute((await t.app.store()).db)).rows[0]!.n);
+  // The spooled body is removed whatever happens.
+  const spooled = async () => readdir(path.join(t.dataDir, 'tmp')).catch(() => []);
+
+  /** Resolves once the spool folder holds `count` files: woken by the file system, never by a timer. */
+  async function spooledFiles(count: number): Promise<void> {
+    const dir = path.join(t.dataDir, 'tmp');
+    await mkdir(dir, { recursive: true });
+    await new Promise<void>((resolve, reject) => {
+      const check = () =>
+        readdir(dir).then((names) => {
+          if (names.length !== count) return;
+          watcher.close();
+          resolve();
+        }, reject);
+      const watcher = watch(dir, () => void check());
+      void check();
     });
+  }
+
+  /** A valid CSV of `bytes` bytes or a little more, made as it is read: rows that an import reading as it goes would store. */
+  function bigCsv(bytes: number): Readable {
+    return Readable.from(
+      (function* () {
+        yield Buffer.from('email,name\n');
+        let sent = 0;
+        for (let chunk = 0; sent <= bytes; chunk++) {
+          const rows = Array.from({ length: 1000 }, (_, i) => `user${chunk * 1000 + i}@example.com,User\n`).join('');
+          sent += rows.length;
+          yield Buffer.from(rows);
+        }
+      })(),
+    );
+  }
+
+  it('refuses a chunked body over the limit (no Content-Length) with 413 before storing a row', async () => {
+    const res = await post(bigCsv(IMPORT_BODY_LIMIT));
     expect(res.statusCode).toBe(413);
+    expect(res.json()).toEqual({ error: 'payload_too_large', message: 'the CSV file is larger than the 50 MB limit: nothing was imported' });
+    expect(await stored()).toBe(0);
+    expect(await spooled()).toEqual([]);
+  }, 60_000);
+
+  it('refuses a body whose Content-Length is over the limit with 413 without reading it', async () => {
+    const res = await post('email\na@example.com\n', { 'content-length': String(IMPORT_BODY_LIMIT + 1) });
+    expect(res.statusCode).toBe(413);
+    expect(res.json().message).toBe('the CSV file is larger than the 50 MB limit: nothing was imported');
+    expect(await stored()).toBe(0);
+    expect(await spooled()).toEqual([]);
+  });
+
+  it('answers 413 to a real client still sending a chunked body, and keeps serving', async () => {
+    const address = await t.server.listen({ port: 0, host: '127.0.0.1' });
+    const body = Readable.toWeb(bigCsv(IMPORT_BODY_LIMIT + 1024 * 1024)) as ReadableStream<Uint8Array>;
+    const res = await fetch(`${address}/api/subscribers/import`, {
+      method: 'POST',
+      headers: { ...importAuth, 'content-type': 'text/csv' },
+      body,
+      duplex: 'half',
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { message: string }).message).toMatch(/50 MB limit: nothing was imported/);
+    expect(await stored()).toBe(0);
+    const ok = await fetch(`${address}/api/subscribers/import`, { method: 'POST', headers: { ...importAuth, 'content-type': 'text/csv' }, body: 'email\na@example.com\n' });
+    expect(await ok.json()).toMatchObject({ rows: 1, imported: 1 });
+    expect(await spooled()).toEqual([]);
+  }, 60_000);
+
+  it('removes the spooled body when the upload breaks off, before or while it is read', async () => {
+    const early = new Readable({ read() {} });
+    early.push('email\na@example.com\n');
+    setImmediate(() => early.destroy(new Error('connection reset')));
+    await expect(post(early)).rejects.toThrow('connection reset');
+
+    await t.server.listen({ port: 0, host: '127.0.0.1' });
+    const socket = connect((t.server.server.address() as AddressInfo).port, '127.0.0.1');
+    const spooling = spooledFiles(1);
+    const part = 'email\nb@example.com\n';
+    socket.write(
+      'POST /api/subscribers/import HTTP/1.1\r\nHost: gazette.test\r\n' +
+        `Authorization: ${importAuth.authorization}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n` +
+        `${part.length.toString(16)}\r\n${part}\r\n`,
+    );
+    // The client goes away once the server is copying the body.
+    await spooling;
+    socket.destroy();
+    await spooledFiles(0);
+    expect(await stored()).toBe(0);
+  });
+
+  it('refuses a file malformed at its last line whole (400, naming the line): none of the 5,000 rows before it is stored', async () => {
+    const rows = Array.from({ length: 4_999 }, (_, i) => `user${i}@example.com,User ${i}`).join('\n');
+    const res = await post(Readable.from([`email,name\n${rows}\n"last@example.com,Last\n`]));
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toEqual({ error: 'bad_request', message: 'malformed CSV at line 5001: a quoted value is never closed (nothing was imported)' });
+    expect(await stored()).toBe(0);
+    expect(await spooled()).toEqual([]);
+  });
+
+  it('imports the good rows of a file with bad ones, listing each bad row with its line and reason', async () => {
+    const csv = [
+      'email,name,lists',
+      'ann@example.com,Ann,weekly',
+      'not-an-email,X,',
+      'bob@example.com,Bob,nosuch',
+      'cat@example.com,Cat,',
+      'ANN@example.com,Ann again,',
+      'dan@example.com,Dan,dispatch',
+    ].join('\n');
+    const res = await post(csv);
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual({
+      rows: 6,
+      imported: 3,
+      existing: 0,
+      suppressed: 0,
+      invalid_count: 3,
+      invalid: [
+        { line: 3, reason: 'email: "not-an-email" is not a valid email address' },
+        { line: 4, reason: 'lists: unknown list "nosuch" (known: dispatch, weekly)' },
+        { line: 6, reason: 'duplicate: ANN@example.com is already on line 2' },
+      ],
+      status: 'pending',
+      confirmation_emails_sent: false,
+    });
+    expect(await stored()).toBe(3);
+    expect(await spooled()).toEqual([]);
   });
 });

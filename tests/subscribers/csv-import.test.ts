@@ -8,7 +8,14 @@ import { InputError } from '../../src/errors.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
 import { SubscribersRepo, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
 import { exportSubscribersCsv } from '../../src/subscribers/csv-export.ts';
-import { importSubscribersCsv, MalformedCsvError, MAX_INVALID_DETAILS, type ImportOptions, type ImportRepo } from '../../src/subscribers/csv-import.ts';
+import {
+  importSubscribersCsv,
+  MalformedCsvError,
+  MAX_INVALID_DETAILS,
+  type ImportOptions,
+  type ImportProgress,
+  type ImportRepo,
+} from '../../src/subscribers/csv-import.ts';
 
 const LISTS: MailingList[] = [
   { slug: 'dispatch', name: 'The Dispatch', description: '' },
@@ -32,7 +39,8 @@ afterEach(async () => {
 
 function run(csv: string | string[], options: Partial<ImportOptions> = {}) {
   const chunks = Array.isArray(csv) ? csv : [csv];
-  return importSubscribersCsv(Readable.from(chunks.map((c) => Buffer.from(c))), { repo, lists: LISTS, confirmed: false, now, source: 'import', ...options });
+  // A fresh stream each time: the import reads its input twice (check, then store).
+  return importSubscribersCsv(() => Readable.from(chunks.map((c) => Buffer.from(c))), { repo, lists: LISTS, confirmed: false, now, source: 'import', ...options });
 }
 
 async function exportText(target: SubscribersRepo, list?: string): Promise<string> {
@@ -134,7 +142,7 @@ describe('importSubscribersCsv', () => {
       },
     };
     const rows = Array.from({ length: 5 }, (_, i) => `${i % 2 ? 'x' : 'y'}${i}@example.com`);
-    const summary = await importSubscribersCsv(Readable.from([`email\n${rows.join('\n')}\n`]), {
+    const summary = await importSubscribersCsv(() => Readable.from([`email\n${rows.join('\n')}\n`]), {
       repo: fake,
       lists: LISTS,
       confirmed: false,
@@ -147,15 +155,20 @@ describe('importSubscribersCsv', () => {
     expect(inserted.map((s) => s.emailKey)).toEqual(['y0@example.com', 'y2@example.com', 'y4@example.com']);
   });
 
-  it('works across batches and chunk boundaries, reporting progress', async () => {
+  it('works across batches and chunk boundaries, reporting progress over both passes', async () => {
     const rows = Array.from({ length: 2_500 }, (_, i) => `user${i}@example.com,User ${i}`);
     const text = `email,name\n${rows.join('\n')}\n`;
     // Chunks of 61 bytes split records and the header anywhere.
     const chunks = text.match(/[\s\S]{1,61}/g)!;
-    const progress: number[] = [];
-    const summary = await run(chunks, { batchSize: 1000, onProgress: (p) => progress.push(p.rows) });
+    const progress: ImportProgress[] = [];
+    const summary = await run(chunks, { batchSize: 1000, onProgress: (p) => progress.push(p) });
     expect(summary).toMatchObject({ rows: 2_500, imported: 2_500 });
-    expect(progress).toEqual([1000, 2000, 2500]);
+    expect(progress.map((p) => `${p.phase} ${p.rows}`)).toEqual(['validate 1000', 'validate 2000', 'validate 2500', 'insert 1000', 'insert 2000', 'insert 2500']);
+    for (const phase of ['validate', 'insert']) {
+      const bytes = progress.filter((p) => p.phase === phase).map((p) => p.bytes);
+      expect(bytes).toEqual([...bytes].sort((a, b) => a - b));
+      expect(bytes.at(-1)).toBe(Buffer.byteLength(text));
+    }
     expect((await repo.countByStatus()).pending).toBe(2_500);
   });
 
@@ -167,22 +180,83 @@ describe('importSubscribersCsv', () => {
     expect(summary.invalid[0]!.line).toBe(2);
   });
 
-  it('fails on a malformed CSV, naming the line', async () => {
-    const unclosed = run('email,name\na@example.com,Ann\nb@example.com,"Bob\nc@example.com,Cee\n');
-    await expect(unclosed).rejects.toThrow(MalformedCsvError);
-    await expect(unclosed).rejects.toThrow(/^malformed CSV at line 3: a quoted value is never closed \(1 rows before it were processed/);
-    // The good row before the break is in the store.
-    expect(await repo.findByEmail('a@example.com')).toBeDefined();
-    expect(((await unclosed.catch((e: unknown) => e)) as MalformedCsvError).summary).toMatchObject({ rows: 1, imported: 1 });
+  it('refuses a malformed CSV whole, naming the line: nothing is stored', async () => {
+    const unclosed = run('email,name\na@example.com,Ann\nb@example.com,"Bob\nc@example.com,Cee\n').catch((e: unknown) => e);
+    expect(await unclosed).toBeInstanceOf(MalformedCsvError);
+    expect(String(await unclosed)).toBe('MalformedCsvError: malformed CSV at line 3: a quoted value is never closed (nothing was imported)');
+    expect(await unclosed).toMatchObject({ line: 3, code: 'INPUT_INVALID' });
     const quoteInside = run('email,name\na@example.com,Ann\nb@example.com,B"ob\n').catch((e: unknown) => e);
     expect(await quoteInside).toMatchObject({ line: 3 });
     expect(String(await quoteInside)).toMatch(/line 3: a quote in the middle of an unquoted value/);
-    const many = Array.from({ length: 2_500 }, (_, i) => `many${i}@example.com`).join('\n');
-    const late = await run(`email\n${many}\n"late@example.com\nafter@example.com\n`.match(/[\s\S]{1,61}/g)!).catch((e: unknown) => e);
-    expect(late).toMatchObject({ line: 2_502, summary: { rows: 2_500, imported: 2_500 } });
-    expect(await repo.findByEmail('after@example.com')).toBeUndefined();
     const overlong = run(`email\nok@example.com\n"${'x'.repeat(70_000)}\n`);
     await expect(overlong).rejects.toThrow(/^malformed CSV at line 3: a row longer than 64 KB/);
+    expect(await repo.countByStatus()).toMatchObject({ pending: 0, active: 0 });
+  });
+
+  it('refuses a file broken at its last line after thousands of good rows, storing none of them', async () => {
+    const many = Array.from({ length: 4_999 }, (_, i) => `many${i}@example.com`).join('\n');
+    const late = await run(`email\n${many}\n"late@example.com\n`.match(/[\s\S]{1,61}/g)!).catch((e: unknown) => e);
+    expect(late).toBeInstanceOf(MalformedCsvError);
+    expect(late).toMatchObject({ line: 5_001 });
+    expect(String(late)).toMatch(/malformed CSV at line 5001: a quoted value is never closed \(nothing was imported\)$/);
+    expect(await repo.findByEmail('many0@example.com')).toBeUndefined();
+    expect((await repo.countByStatus()).pending).toBe(0);
+  });
+
+  it('refuses binary data and text that is not UTF-8 whole, naming the line', async () => {
+    const good = Buffer.from('email,name\na@example.com,Ann\n');
+    const cases: [Buffer, RegExp][] = [
+      [Buffer.concat([good, Buffer.from([0x50, 0x4b, 0x03, 0x04, 0x00, 0x14, 0x0a])]), /^malformed CSV at line 3: a NUL byte: this is binary data or UTF-16 text/],
+      [Buffer.concat([good, Buffer.from('b@example.com,\xc8ve\n', 'latin1')]), /^malformed CSV at line 3: bytes that are not UTF-8 text/],
+      // UTF-16 without a byte-order mark (csv-parse reads it when the mark is there).
+      [Buffer.from('email\na@example.com\n', 'utf16le'), /^malformed CSV at line 1: a NUL byte/],
+    ];
+    for (const [bytes, message] of cases) {
+      const failed = await importSubscribersCsv(() => Readable.from([bytes]), { repo, lists: LISTS, confirmed: false, now, source: 'import' }).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(MalformedCsvError);
+      expect(String((failed as Error).message)).toMatch(message);
+    }
+    expect(await repo.findByEmail('a@example.com')).toBeUndefined();
+    // Characters that are UTF-8 are welcome, across chunk boundaries too.
+    const accented = Buffer.from('email,name\ne@example.com,Ève Zoë 日本\n');
+    const split = [accented.subarray(0, 27), accented.subarray(27)];
+    expect(await importSubscribersCsv(() => Readable.from(split), { repo, lists: LISTS, confirmed: false, now, source: 'import' })).toMatchObject({ imported: 1 });
+    expect((await repo.findByEmail('e@example.com'))!.name).toBe('Ève Zoë 日本');
+  });
+
+  it('reads its input twice and closes each stream it opened', async () => {
+    const opened: Readable[] = [];
+    const summary = await importSubscribersCsv(
+      () => {
+        const stream = Readable.from([Buffer.from('email\na@example.com\nb@example.com\n')]);
+        opened.push(stream);
+        return stream;
+      },
+      { repo, lists: LISTS, confirmed: false, now, source: 'import' },
+    );
+    expect(summary).toMatchObject({ rows: 2, imported: 2 });
+    expect(opened).toHaveLength(2);
+    expect(opened.every((s) => s.destroyed || s.readableEnded)).toBe(true);
+    // A broken file is opened once: the second pass never starts.
+    opened.length = 0;
+    const broken = importSubscribersCsv(
+      () => {
+        const stream = Readable.from([Buffer.from('email\n"a@example.com\n'), Buffer.from('b@example.com\n')]);
+        opened.push(stream);
+        return stream;
+      },
+      { repo, lists: LISTS, confirmed: false, now, source: 'import' },
+    );
+    await expect(broken).rejects.toThrow(MalformedCsvError);
+    expect(opened).toHaveLength(1);
+  });
+
+  it('says so when the file changed between the check and the store', async () => {
+    const versions = ['email\na@example.com\nb@example.com\n', 'email\na@example.com\nb@example.com\nc@example.com\n'];
+    const changed = importSubscribersCsv(() => Readable.from([Buffer.from(versions.shift()!)]), { repo, lists: LISTS, confirmed: false, now, source: 'import' });
+    // The rows the check saw were stored; the new one was not, and the summary would be wrong: so it fails, saying what to do.
+    await expect(changed).rejects.toThrow(/^the file changed while it was being imported \(2 rows were imported\): import it again/);
+    expect(await repo.findByEmail('c@example.com')).toBeUndefined();
   });
 
   it('needs a header row with an email column, and known --list and --frequency', async () => {
@@ -223,7 +297,7 @@ describe('exportSubscribersCsv', () => {
     const other = await openStore({ databaseUrl: undefined, dataDir: otherDir });
     try {
       const otherRepo = new SubscribersRepo(other.db);
-      const summary = await importSubscribersCsv(Readable.from([exported]), { repo: otherRepo, lists: LISTS, confirmed: true, now, source: 'import' });
+      const summary = await importSubscribersCsv(() => Readable.from([exported]), { repo: otherRepo, lists: LISTS, confirmed: true, now, source: 'import' });
       expect(summary).toMatchObject({ rows: 5, imported: 5, invalidCount: 0 });
       const pick = (csv: string) => csv.trim().split('\n').map((l) => l.split(',').slice(0, 4).join(','));
       expect(pick(await exportText(otherRepo))).toEqual(pick(exported));

@@ -121,11 +121,12 @@ async function importFile(app: App, file: string, flags: { list?: string; freque
   if (size === undefined) throw new InputError(`${file}: no such file`);
   const content = await app.content();
   const repo = await app.subscribers();
-  const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'importing [{bar}] {percentage}% | {rows} rows', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
-  bar?.start(size, 0, { rows: 0 });
+  const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: '{phase} [{bar}] {percentage}% | {rows} rows', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
+  // The file is read twice, checked then stored (nothing is stored from a broken file): one bar over both passes.
+  bar?.start(size * 2, 0, { phase: 'checking ', rows: 0 });
   let summary: ImportSummary;
   try {
-    summary = await importSubscribersCsv(createReadStream(file), {
+    summary = await importSubscribersCsv(() => createReadStream(file), {
       repo,
       lists: content.site.lists,
       list: flags.list,
@@ -133,7 +134,8 @@ async function importFile(app: App, file: string, flags: { list?: string; freque
       frequency: checkFrequency(flags.frequency),
       now: app.now(),
       source: 'import',
-      onProgress: ({ rows, bytes }) => bar?.update(bytes, { rows }),
+      onProgress: ({ phase, rows, bytes }) =>
+        phase === 'validate' ? bar?.update(bytes, { phase: 'checking ', rows }) : bar?.update(size + bytes, { phase: 'importing', rows }),
     });
   } finally {
     bar?.stop();
