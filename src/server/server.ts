@@ -1,13 +1,16 @@
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import type { App } from '../app.ts';
 import { ConflictError, ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { LinkError } from '../subscribers/link-error.ts';
 import { registerAdminApi } from './admin-api.ts';
+import { registerAdminAuth } from './admin-auth.ts';
+import { AuthFailures } from './auth-failures.ts';
 import { registerScheduleApi } from './schedule-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
 import { registerPublicPages } from './public-pages.ts';
+import { clientErrorResponder, responseWithHeaders, securityHeaders } from './security-headers.ts';
 import { registerSubscriptionRoutes } from './subscription-routes.ts';
 import { loadWebTemplates, type WebTemplates } from './web-templates.ts';
 
@@ -27,12 +30,26 @@ export interface ServerOptions {
 
 /** Builds the Fastify app: public pages, feeds, subscription routes, admin API. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
+  const headers = securityHeaders(app.config.baseUrl);
+  const secure = (reply: FastifyReply) => {
+    for (const [name, value] of headers) reply.header(name, value);
+    return reply;
+  };
   const server = Fastify({
     logger: options.logger ? { level: app.config.logLevel } : false,
     bodyLimit: 64 * 1024,
     // Only configured proxies may name the client: else X-Forwarded-For would dodge the rate limit.
     trustProxy: app.config.trustProxy,
     routerOptions: { maxParamLength: 200 },
+    // The security headers on the answers no Fastify reply makes; the onSend hook below covers the rest.
+    http: { ServerResponse: responseWithHeaders(headers) },
+    clientErrorHandler: clientErrorResponder(headers, (err) => server.log.debug({ err }, 'client error')),
+    // A bad URL or an over-long path parameter, answered like any other error (Fastify's own answer echoes the URL).
+    // Its replies skip the onSend hooks, hence the headers set here.
+    frameworkErrors: (error, request, reply) => {
+      const secured = secure(reply);
+      sendError(context, frameworkError(error), request, secured).catch((failure: Error) => secured.send(failure));
+    },
   });
   const web = await loadWebTemplates(app.config.templatesDir);
   const feeds = new FeedCache(app, { onError: (err, what) => server.log.warn({ err }, what) });
@@ -46,15 +63,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   );
   // Synchronous on purpose: this runs on every response, the feed hot path included.
   server.addHook('onSend', (request, reply, payload, done) => {
-    reply.header('X-Content-Type-Options', 'nosniff');
-    reply.header('X-Frame-Options', 'DENY');
-    // Tokens ride in URLs: never leak them to other sites through Referer.
-    reply.header('Referrer-Policy', 'no-referrer');
-    reply.header(
-      'Content-Security-Policy',
-      "default-src 'self'; img-src 'self' https: data:; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    );
-    reply.header('Permissions-Policy', 'interest-cohort=()');
+    secure(reply);
     if (request.url.includes('token=')) reply.header('Cache-Control', 'no-store');
     done(null, payload);
   });
@@ -68,6 +77,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerPublicPages(server, context);
   registerFeedRoutes(server, context);
   await registerSubscriptionRoutes(server, context, { rateLimit: options.subscribeRateLimit ?? 20 });
+  registerAdminAuth(server, new AuthFailures({ now: () => app.now().getTime() }));
   registerAdminApi(server, context);
   registerScheduleApi(server, context);
   server.addHook('onClose', async () => feeds.close());
@@ -104,6 +114,13 @@ async function sendError(context: ServerContext, error: unknown, request: Fastif
   return reply.status(status).type('text/html; charset=utf-8').send(html);
 }
 
+// Fastify's messages for these quote the URL; ours need not repeat it.
+function frameworkError(error: FastifyError): unknown {
+  if (error.code === 'FST_ERR_BAD_URL') return { statusCode: 400, message: 'That address is not a valid URL.' };
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return { statusCode: 414, message: 'That address is too long.' };
+  return error;
+}
+
 function errorName(status: number): string {
-  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
+  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 414: 'uri_too_long', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
 }

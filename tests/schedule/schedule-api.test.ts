@@ -8,7 +8,7 @@ import { tempContentDir } from '../helpers/content-dir.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { datedStory } from './schedule-fixture.ts';
 
-const TOKEN = 'admin-token';
+const TOKEN = 'admin-token-0123456789abcdef0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 const NOW = new Date('2026-03-16T12:00:00Z');
 
