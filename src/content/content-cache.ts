@@ -25,14 +25,19 @@ export function cachedContentLoader(contentDir: string, options: LoadContentOpti
   };
 }
 
+/**
+ * What changes whenever a content file does, without reading any: never throws, so a symlink loop, an
+ * unreadable folder or a vanished file only changes the signature, and loadContent reports the problem.
+ */
 async function contentSignature(contentDir: string): Promise<string> {
   const files = [path.join(contentDir, 'site.yaml')];
   const storiesDir = path.join(contentDir, 'stories');
   for (const name of await readdir(storiesDir).catch(() => [])) files.push(path.join(storiesDir, name));
   const parts = await Promise.all(
     files.map(async (file) => {
-      const info = await stat(file).catch(() => undefined);
-      return info ? `${file}:${info.mtimeMs}:${info.size}` : `${file}:missing`;
+      // ctime and inode too: a chmod, or a symlink pointed at another file, changes neither mtime nor size.
+      const info = await stat(file).catch((error: NodeJS.ErrnoException) => error.code ?? 'unreadable');
+      return typeof info === 'string' ? `${file}:${info}` : `${file}:${info.ino}:${info.mtimeMs}:${info.ctimeMs}:${info.size}`;
     }),
   );
   return parts.join('|');

@@ -1,10 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ContentError, InputError, type ContentIssue } from '../errors.ts';
+import { ContentError, GazetteError, InputError, type ContentIssue } from '../errors.ts';
 import { parseYaml, splitFrontMatter } from './front-matter.ts';
 import { importPlainText, type ImportedStory, type ImportTextOptions } from './import-text.ts';
 import { parseStory } from './load-content.ts';
+import { readTextFile } from './read-text-file.ts';
 
 /** Where an imported story was written, and what it became. */
 export interface ImportedStoryFile {
@@ -24,21 +25,34 @@ export async function importStoryFile(inputFile: string, contentDir: string, opt
   if (issues.length > 0) throw new ContentError(issues);
 
   await checkContentDir(contentDir);
-  await mkdir(storiesDir, { recursive: true });
-  const taken = await storyWithSlug(storiesDir, imported.slug);
-  if (taken) throw slugTaken(imported.slug, path.join(storiesDir, taken));
-  await writeNew(target, imported.markdown, imported.slug);
+  try {
+    await mkdir(storiesDir, { recursive: true });
+    const taken = await storyWithSlug(storiesDir, imported.slug);
+    if (taken) throw slugTaken(imported.slug, path.join(storiesDir, taken));
+    await writeNew(target, imported.markdown, imported.slug);
+  } catch (error) {
+    if (error instanceof GazetteError) throw error;
+    const code = (error as NodeJS.ErrnoException).code ?? '';
+    const why = WRITE_ERRORS[code] ?? (error instanceof Error ? error.message : String(error));
+    throw new GazetteError('STORY_WRITE_FAILED', `could not write ${target}: ${why}`, { cause: error });
+  }
   return { path: target, imported };
 }
 
+const WRITE_ERRORS: Record<string, string> = {
+  EACCES: 'permission denied',
+  EPERM: 'permission denied',
+  EEXIST: 'the stories folder is a file',
+  ENOTDIR: 'the stories folder is a file',
+  EROFS: 'the file system is read-only',
+  ENOSPC: 'no space left on the device',
+};
+
 async function readInput(file: string): Promise<string> {
-  try {
-    return await readFile(file, 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a folder' : (code ?? String(error));
-    throw new InputError(`cannot read ${file}: ${why}`);
-  }
+  const text = await readTextFile(file, { expected: 'a plain-text article' });
+  if (typeof text === 'string') return text;
+  const where = text.line === undefined ? file : `${file}:${text.line}`;
+  throw new InputError(`cannot import ${where}: ${text.missing ? 'no such file' : text.problem}`);
 }
 
 async function checkContentDir(contentDir: string): Promise<void> {
@@ -51,7 +65,9 @@ async function storyWithSlug(storiesDir: string, slug: string): Promise<string |
   const names = (await readdir(storiesDir)).filter((name) => name.endsWith('.md')).sort();
   for (const name of names) {
     if (name.replace(/^\d{4}-\d{2}-\d{2}-/, '') === `${slug}.md`) return name;
-    const split = splitFrontMatter(await readFile(path.join(storiesDir, name), 'utf8').catch(() => ''));
+    // An unreadable story (a folder, a pipe, a huge file) cannot claim the slug; loadContent reports it.
+    const source = await readTextFile(path.join(storiesDir, name), { expected: 'a Markdown file' });
+    const split = typeof source === 'string' ? splitFrontMatter(source) : undefined;
     const yaml = split ? parseYaml(split.yaml, name) : undefined;
     const data = yaml && 'data' in yaml ? yaml.data : undefined;
     if (typeof data === 'object' && data !== null && (data as { slug?: unknown }).slug === slug) return name;

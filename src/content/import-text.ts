@@ -164,9 +164,10 @@ const TRANSLITERATION: Record<string, string> = { ß: 'ss', æ: 'ae', œ: 'oe', 
 function splitParagraphs(text: string): string[] {
   const lines = text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n').split('\n').map((line) => line.trim());
   // Blank lines mean paragraphs are separated by them and may be wrapped; otherwise each line is a paragraph.
-  if (!lines.some((line, i) => line === '' && lines.slice(0, i).some(Boolean) && lines.slice(i).some(Boolean))) {
-    return lines.filter(Boolean);
-  }
+  // Only blank lines between text count (found in one pass: a text may be mostly blank lines).
+  const first = lines.findIndex(Boolean);
+  const blank = first === -1 ? -1 : lines.indexOf('', first);
+  if (blank === -1 || !lines.slice(blank).some(Boolean)) return lines.filter(Boolean);
   return lines
     .join('\n')
     .split(/\n{2,}/)
@@ -179,16 +180,18 @@ function classify(paragraphs: string[]): Block[] {
 }
 
 function isHeadingLike(line: string): boolean {
+  // Length first: CLOSERS backtracks quadratically on a long run of brackets, and no heading is long.
+  if (line.length > MAX_HEADING_CHARS) return false;
   const words = line.split(/\s+/).length;
   const last = line.replace(CLOSERS, '');
-  if (line.length > MAX_HEADING_CHARS || words > MAX_HEADING_WORDS || last === '') return false;
+  if (words > MAX_HEADING_WORDS || last === '') return false;
   // Headings start capitalised (or with a number or an opening quote) and have no sentence-ending mark.
   return /^[\p{Lu}\p{N}“"‘'(]/u.test(line) && (!TERMINAL.test(last) || FAQ_HEADING.test(line));
 }
 
 function isQuestion(text: string): boolean {
   // A long answer that ends with a rhetorical question is not a question line.
-  return /\?["”’'»)]*$/u.test(text) && text.length <= MAX_QUESTION_CHARS;
+  return text.length <= MAX_QUESTION_CHARS && /\?["”’'»)]*$/u.test(text);
 }
 
 function extractFaq(blocks: Block[]): { body: Block[]; faq: FaqEntry[] } {
@@ -228,9 +231,8 @@ function guessTags(blocks: Block[]): string[] {
   // Headings are title case, so only running text counts.
   for (const { text: paragraph } of blocks.filter((b) => b.kind === 'paragraph')) {
     for (const match of paragraph.matchAll(/\p{Lu}[\p{L}\p{M}]+/gu)) {
-      const before = paragraph.slice(0, match.index).trimEnd();
       // Any word starts a sentence capitalised; only capitals inside a sentence suggest a name.
-      if (before === '' || /[.!?:“"‘(]["”’')]*$/u.test(before) || NOT_TAGS.has(match[0])) continue;
+      if (startsSentence(paragraph, match.index) || NOT_TAGS.has(match[0])) continue;
       counts.set(match[0], (counts.get(match[0]) ?? 0) + 1);
     }
   }
@@ -239,6 +241,21 @@ function guessTags(blocks: Block[]): string[] {
     .sort((a, b) => b[1] - a[1])
     .slice(0, MAX_TAGS)
     .map(([word]) => word);
+}
+
+/**
+ * Whether the word at `index` opens a sentence: only space before it, or a sentence mark maybe followed by
+ * closing quotes. Read backwards from the word, not by slicing the text before it, which is quadratic.
+ */
+function startsSentence(text: string, index: number): boolean {
+  let i = index - 1;
+  while (i >= 0 && /\s/.test(text[i]!)) i--;
+  if (i < 0) return true;
+  for (; i >= 0; i--) {
+    if ('.!?:“"‘('.includes(text[i]!)) return true;
+    if (!'"”’\')'.includes(text[i]!)) return false;
+  }
+  return false;
 }
 
 function cleanTags(tags: string[]): string[] {

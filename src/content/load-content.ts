@@ -1,9 +1,11 @@
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ZodError } from 'zod';
 import { ContentError, type ContentIssue } from '../errors.ts';
-import { parseYaml, splitFrontMatter, type ParsedYaml } from './front-matter.ts';
-import { renderBody, sanitize } from './markdown.ts';
+import { parseYaml, splitFrontMatter, type FrontMatterSplit, type ParsedYaml } from './front-matter.ts';
+import { renderBody, sanitize, type RenderedBody } from './markdown.ts';
+import { MAX_MARKDOWN_NESTING, markdownNesting } from './markdown-nesting.ts';
+import { describeFsError, readTextFile, type UnreadableFile } from './read-text-file.ts';
 import type { Content, FaqEntry, Site, Story } from './model.ts';
 import { siteSchema, storyFrontMatterSchema } from './schemas.ts';
 import { escapeHtml } from '../render/escape.ts';
@@ -19,17 +21,11 @@ export async function loadContent(contentDir: string, options: LoadContentOption
   const issues: ContentIssue[] = [];
   const site = await loadSite(contentDir, issues, options.baseUrl);
   const storiesDir = path.join(contentDir, 'stories');
-  let files: string[] = [];
-  try {
-    files = (await readdir(storiesDir)).filter((name) => name.endsWith('.md')).sort();
-  } catch {
-    issues.push({ file: relative(contentDir, storiesDir), field: '', message: 'expected a folder of .md stories' });
-  }
   const stories: Story[] = [];
   const bySlug = new Map<string, string>();
-  for (const name of files) {
+  for (const name of await storyNames(contentDir, storiesDir, issues)) {
     const file = path.join(storiesDir, name);
-    const story = parseStory(await readFile(file, 'utf8'), relative(contentDir, file), site?.baseUrl ?? '', issues);
+    const story = await loadStory(file, relative(contentDir, file), site?.baseUrl ?? '', issues);
     if (!story) continue;
     const previous = bySlug.get(story.slug);
     if (previous) {
@@ -49,14 +45,44 @@ export function publishedStories(content: Content, now: Date): Story[] {
   return content.stories.filter((story) => !story.draft && story.date.getTime() <= now.getTime());
 }
 
+async function storyNames(contentDir: string, storiesDir: string, issues: ContentIssue[]): Promise<string[]> {
+  try {
+    return (await readdir(storiesDir)).filter((name) => name.endsWith('.md')).sort();
+  } catch (error) {
+    const shown = relative(contentDir, storiesDir);
+    const notFolder = (error as NodeJS.ErrnoException).code === 'ENOTDIR';
+    const why = notFolder ? { problem: 'is not a folder', missing: false } : await describeFsError(storiesDir, error);
+    issues.push({ file: shown, field: '', message: `${why.missing ? '' : `${why.problem}, `}expected a folder of .md stories` });
+    return [];
+  }
+}
+
+/** Reads and parses one story file; whatever is wrong with it becomes an issue, never an exception. */
+async function loadStory(file: string, shown: string, baseUrl: string, issues: ContentIssue[]): Promise<Story | undefined> {
+  const source = await readTextFile(file, { expected: 'a Markdown file' });
+  if (typeof source !== 'string') {
+    issues.push(unreadableIssue(shown, source));
+    return undefined;
+  }
+  try {
+    return parseStory(source, shown, baseUrl, issues);
+  } catch (error) {
+    // A hostile file must not take the whole build (or the server's reload) down with a stack trace.
+    issues.push({ file: shown, field: '', message: `could not be read as a story: ${error instanceof Error ? error.message : String(error)}` });
+    return undefined;
+  }
+}
+
+function unreadableIssue(file: string, why: UnreadableFile): ContentIssue {
+  return why.line === undefined ? { file, field: '', message: why.problem } : { file, field: '', line: why.line, message: why.problem };
+}
+
 async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: string | undefined): Promise<Site | undefined> {
   const file = path.join(contentDir, 'site.yaml');
   const shown = relative(contentDir, file);
-  let source: string;
-  try {
-    source = await readFile(file, 'utf8');
-  } catch {
-    issues.push({ file: shown, field: '', message: `not found (expected the site configuration in ${file})` });
+  const source = await readTextFile(file, { expected: 'the site configuration (a YAML file)' });
+  if (typeof source !== 'string') {
+    issues.push(source.missing ? { file: shown, field: '', message: `not found (expected the site configuration in ${file})` } : unreadableIssue(shown, source));
     return undefined;
   }
   const yaml = parseYaml(source, shown);
@@ -101,7 +127,8 @@ export function parseStory(source: string, file: string, baseUrl: string, issues
     return undefined;
   }
   const fm = parsed.data;
-  const body = renderBody(split.body, baseUrl);
+  const body = renderChecked(split, file, baseUrl, issues);
+  if (!body) return undefined;
   for (const src of body.imagesWithoutAlt) {
     issues.push({ file, field: 'body', message: `image ${src} has no alt text (write ![what it shows](${src}))` });
   }
@@ -129,6 +156,26 @@ export function parseStory(source: string, file: string, baseUrl: string, issues
     contentHtml: bodyHtml + faqHtml(faq, baseUrl),
     sourceFile: file,
   };
+}
+
+/** Renders the body unless it nests too deeply: checked first, so a hostile body fails fast, not after a stack overflow. */
+function renderChecked(split: FrontMatterSplit, file: string, baseUrl: string, issues: ContentIssue[]): RenderedBody | undefined {
+  const nesting = markdownNesting(split.body);
+  const tooDeep = 'the Markdown is nested too deeply to render';
+  const limit = `at most ${MAX_MARKDOWN_NESTING} levels are allowed`;
+  if (nesting.depth > MAX_MARKDOWN_NESTING) {
+    const line = split.bodyFirstLine + nesting.line - 1;
+    issues.push({ file, field: 'body', line, message: `${tooDeep} (${nesting.depth} levels; ${limit})` });
+    return undefined;
+  }
+  try {
+    return renderBody(split.body, baseUrl);
+  } catch (error) {
+    // The estimate can miss a construct marked recurses on; its stack overflow is caught here instead.
+    if (!(error instanceof RangeError && /call stack/i.test(error.message))) throw error;
+    issues.push({ file, field: 'body', message: `${tooDeep} (${limit})` });
+    return undefined;
+  }
 }
 
 function faqHtml(faq: FaqEntry[], baseUrl: string): string {
