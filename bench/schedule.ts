@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { createApp, type App } from '../src/app.ts';
 import { loadConfig } from '../src/config.ts';
 import { createEdition } from '../src/edition/create-edition.ts';
-import type { Queue } from '../src/queue/queue.ts';
+import type { SendQueue } from '../src/delivery/send-queue.ts';
 import type { FireDeps } from '../src/schedule/fire-schedule.ts';
 import { addSchedule } from '../src/schedule/manage-schedules.ts';
 import { Scheduler } from '../src/schedule/scheduler.ts';
@@ -47,11 +47,11 @@ export async function benchSchedule(): Promise<string[]> {
 
 /** Fire deps whose queue notes when each edition's jobs were last queued. */
 function stamped(deps: FireDeps, queued: Map<number, number>): FireDeps {
-  const queue: Queue = {
+  const queue: SendQueue = {
     ...deps.queue,
-    async enqueue(jobs, now) {
-      const added = await deps.queue.enqueue(jobs, now);
-      for (const job of jobs) queued.set(job.groupId, Date.now());
+    async enqueue(jobs) {
+      const added = await deps.queue.enqueue(jobs);
+      for (const job of jobs) queued.set(job.editionId, Date.now());
       return added;
     },
   };
@@ -66,7 +66,7 @@ async function benchOneOffs(app: App, deps: FireDeps[], queued: Map<number, numb
   const model = (await d!.editions.find(id))!;
   const copies = [id];
   // Copies of one rendered edition: the lag measured is the scheduler's, not MJML's.
-  while (copies.length < count) copies.push(await d!.editions.insert({ listSlug: model.list_slug, kind: model.kind, audience: model.audience, storySlugs: model.storySlugs, compiled: model.compiled, htmlBytes: model.html_bytes, coversUntil: new Date(model.covers_until) }, new Date()));
+  while (copies.length < count) copies.push(await d!.editions.insert({ listSlug: model.list_slug, kind: model.kind, audience: model.audience, storySlugs: model.storySlugs, compiled: model.compiled, origin: model.origin!, htmlBytes: model.html_bytes, coversUntil: new Date(model.covers_until) }, new Date()));
   const schedulers = deps.map((x) => new Scheduler(x, { graceMs: 3_600_000 }));
   await Promise.all(schedulers.map((s) => s.start()));
   // Added while the schedulers run, as an editor would: they pick them up by polling.

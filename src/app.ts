@@ -4,20 +4,35 @@ import { cachedContentLoader } from './content/content-cache.ts';
 import { loadContent } from './content/load-content.ts';
 import type { Content } from './content/model.ts';
 import { createMessageSigner, type MessageSigner } from './delivery/dkim.ts';
+import type { EditionStore } from './delivery/edition-store.ts';
+import { FaultJudge, type DEFAULT_STREAKS } from './delivery/fault-judge.ts';
+import { NoticeSender, type NoticeToSend } from './delivery/notice-sender.ts';
+import { OutcomeRecorder, type Taken, type WorkerLog } from './delivery/outcome-recorder.ts';
+import { RateLimiter, systemClock, type Clock } from './delivery/rate-limiter.ts';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './delivery/retry-policy.ts';
+import type { SendQueue } from './delivery/send-queue.ts';
+import { SendStep } from './delivery/send-step.ts';
 import type { Transport } from './delivery/transport.ts';
 import { createOutboxTransport } from './delivery/transport-outbox.ts';
+import { Worker, type WorkerOptions } from './delivery/worker.ts';
 import { resolveSecret, TokenSigner } from './links/tokens.ts';
+import { createSqlSendQueue } from './queue/send-queue-sql.ts';
 import { loadEmailTemplates, type EmailTemplates } from './render/email-templates.ts';
 import { openStore, type Store } from './store/database.ts';
-import { SubscribersRepo } from './store/subscribers-repo.ts';
 import { DeliveriesRepo } from './store/deliveries-repo.ts';
-import { EditionsRepo } from './store/editions-repo.ts';
-import type { Queue } from './queue/queue.ts';
-import { createSqlQueue } from './queue/queue-sql.ts';
-import { Worker, type WorkerDeps, type WorkerOptions } from './delivery/worker.ts';
-import { systemClock, type Clock } from './delivery/rate-limiter.ts';
-import { DEFAULT_RETRY_POLICY } from './delivery/retry-policy.ts';
+import { EditionsRepo, editionStoreOf } from './store/editions-repo.ts';
+import { NoticesRepo } from './store/notices-repo.ts';
+import { SubscribersRepo } from './store/subscribers-repo.ts';
 import { SubscriptionService } from './subscribers/subscription-service.ts';
+
+/** What a worker may be tuned with beyond the configuration (tests, benchmarks). */
+export interface WorkerSettings extends Partial<WorkerOptions> {
+  retry?: RetryPolicy;
+  /** Failures in a row that make a fault the server's (see FaultJudge). */
+  streaks?: Partial<typeof DEFAULT_STREAKS>;
+  /** Longest a failure is held waiting for more evidence. */
+  maxHoldMs?: number;
+}
 
 /** The composition root: every adapter and shared service of one process, built on first use. */
 export interface App {
@@ -37,9 +52,10 @@ export interface App {
   subscriptions(): Promise<SubscriptionService>;
   editions(): Promise<EditionsRepo>;
   deliveries(): Promise<DeliveriesRepo>;
-  queue(): Promise<Queue>;
-  /** A new worker with the configured limits; `options` override them (tests, benchmarks); `log` hears retries, bounces, pauses, errors. */
-  worker(options?: Partial<WorkerOptions>, log?: WorkerDeps['log']): Promise<Worker>;
+  notices(): Promise<NoticesRepo>;
+  queue(): Promise<SendQueue>;
+  /** A new worker with the configured limits; `settings` override them; `log` hears retries, bounces, pauses, errors. */
+  worker(settings?: WorkerSettings, log?: WorkerLog): Promise<Worker>;
   /** Closes whatever was opened (database, SMTP pool). */
   close(): Promise<void>;
 }
@@ -61,12 +77,14 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     return () => (value ??= make());
   };
   const now = overrides.now ?? (() => new Date());
+  const clock: Clock = overrides.clock ?? (overrides.now ? { ...systemClock, now } : systemClock);
+  const random = overrides.random ?? Math.random;
   const content = cachedContentLoader(config.contentDir, { baseUrl: config.baseUrl });
   const emailTemplates = once(() => loadEmailTemplates(config.templatesDir));
   const tokens = once(async () => new TokenSigner(await resolveSecret(config.secret, config.dataDir)));
   const signMessage = once(() => createMessageSigner(config.dkim));
   const store = once(async () => {
-    const s = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+    const s = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, create: config.createDatabase });
     opened.push(s);
     return s;
   });
@@ -76,52 +94,83 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     opened.push(t);
     return t;
   });
+  const editions = once(async () => new EditionsRepo((await store()).db, now));
+  const deliveries = once(async () => new DeliveriesRepo((await store()).db, now));
+  const notices = once(async () => new NoticesRepo((await store()).db, now));
+  const queue = once(async () => createSqlSendQueue(await store(), now));
+  // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
+  const noticeSenders = new Set<NoticeSender>();
   const subscriptions = once(
     async () =>
       new SubscriptionService({
         repo: await subscribers(),
-        transport: await transport(),
+        notices: await notices(),
+        wake: () => noticeSenders.forEach((sender) => sender.wake()),
         content,
         templates: await emailTemplates(),
         tokens: await tokens(),
-        signMessage: await signMessage(),
         now,
       }),
   );
-  const editions = once(async () => new EditionsRepo((await store()).db));
-  const deliveries = once(async () => new DeliveriesRepo((await store()).db));
-  const queue = once(async () => createSqlQueue(await store()));
-  const clock: Clock = overrides.clock ?? (overrides.now ? { now, sleep: systemClock.sleep } : systemClock);
-  const worker = async (options: Partial<WorkerOptions> = {}, log: WorkerDeps['log'] = () => {}) =>
-    new Worker(
-      {
-        queue: await queue(),
-        deliveries: await deliveries(),
-        editions: await editions(),
-        subscribers: await subscribers(),
-        transport: await transport(),
-        signMessage: await signMessage(),
-        tokens: await tokens(),
-        content,
-        clock,
-        random: overrides.random ?? Math.random,
-        log,
-      },
-      {
-        concurrency: config.concurrency,
-        rate: config.rate,
-        retry: DEFAULT_RETRY_POLICY,
-        leaseMs: config.leaseMs,
-        pollMs: 500,
-        rejectedBackoffMs: 60_000,
-        ...options,
-      },
+
+  const worker = async (settings: WorkerSettings = {}, log: WorkerLog = () => {}): Promise<Worker> => {
+    const { retry = DEFAULT_RETRY_POLICY, streaks, maxHoldMs, ...loop } = settings;
+    const options: WorkerOptions = {
+      concurrency: config.concurrency,
+      rate: config.rate,
+      leaseMs: config.leaseMs,
+      pollMs: 500,
+      resumeOutages: false,
+      ...loop,
+    };
+    const editionStore: EditionStore = editionStoreOf(await editions());
+    const step = new SendStep({
+      editions: editionStore,
+      transport: await transport(),
+      signMessage: await signMessage(),
+      tokens: await tokens(),
+      limiter: new RateLimiter(options.rate, clock),
+      now: () => clock.now(),
+      legacyContent: content,
+    });
+    const judgeOptions = { streaks, maxHoldMs, now: () => clock.monotonic() };
+    let built: Worker | undefined;
+    const recorder = new OutcomeRecorder({
+      ledger: await deliveries(),
+      queue: await queue(),
+      editions: editionStore,
+      judge: new FaultJudge<Taken>(judgeOptions),
+      retry,
+      random,
+      now: () => clock.now(),
+      log,
+      onPause: async (id) => built?.dropEdition(id),
+    });
+    const noticeSender = new NoticeSender({
+      outbox: await notices(),
+      deliver: (message) => step.deliver(message),
+      judge: new FaultJudge<NoticeToSend>(judgeOptions),
+      retry,
+      random,
+      clock,
+      log,
+      pollMs: options.pollMs,
+      leaseMs: options.leaseMs,
+    });
+    noticeSenders.add(noticeSender);
+    built = new Worker(
+      { queue: await queue(), ledger: await deliveries(), editions: editionStore, step, recorder, transport: await transport(), notices: noticeSender, clock, log },
+      options,
     );
+    return built;
+  };
+
   return {
     config,
     now,
     editions,
     deliveries,
+    notices,
     queue,
     worker,
     content,
@@ -144,7 +193,7 @@ async function createTransport(config: Config): Promise<Transport> {
   if (config.smtpUrl) {
     // Loaded lazily: outbox users never load the SMTP stack.
     const { createSmtpTransport } = await import('./delivery/transport-smtp.ts');
-    return createSmtpTransport(config.smtpUrl, { maxConnections: config.concurrency });
+    return createSmtpTransport(config.smtpUrl, { maxConnections: config.concurrency, transactionTimeoutMs: Math.floor(config.leaseMs / 2) });
   }
   return createOutboxTransport(path.join(config.dataDir, 'outbox'));
 }

@@ -33,8 +33,11 @@ const envSchema = z.object({
   GAZETTE_RATE: positiveNumber(50),
   /** Messages sent at once. */
   GAZETTE_CONCURRENCY: z.coerce.number().int().positive().default(5),
-  /** How long a worker holds a job; a crashed worker's jobs are taken again after this. */
-  GAZETTE_LEASE_SECONDS: z.coerce.number().int().positive().default(300),
+  /**
+   * How long a worker holds a job without renewing it; a dead worker's jobs are taken again after
+   * this. Live workers renew every quarter of it, and one message's SMTP transaction is capped at half.
+   */
+  GAZETTE_LEASE_SECONDS: z.coerce.number().int().min(2).max(3600).default(60),
   /** DKIM signing domain, selector and private key file: all three or none. */
   DKIM_DOMAIN: optionalString,
   DKIM_SELECTOR: optionalString,
@@ -44,8 +47,11 @@ const envSchema = z.object({
     (value) => value === undefined || value.length >= 16,
     'expected at least 16 characters',
   ),
-  /** Bearer token for /api; unset turns the admin API off. */
-  GAZETTE_ADMIN_TOKEN: optionalString,
+  /** Bearer token for /api; unset turns the admin API off. Long enough that guessing it is hopeless. */
+  GAZETTE_ADMIN_TOKEN: optionalString.refine(
+    (value) => value === undefined || value.length >= 32,
+    'expected at least 32 characters (generate one with: openssl rand -base64 32)',
+  ),
   /**
    * Which proxies may set X-Forwarded-For (the client IP for rate limits and consent records):
    * unset trusts none; addresses or CIDRs of your proxies ("127.0.0.1,10.0.0.0/8"); "true" trusts any.
@@ -84,6 +90,11 @@ export interface Config {
   baseUrl: string | undefined;
   scheduleGraceMs: number;
   logLevel: string;
+  /**
+   * Whether opening the store may create the database. Not an environment variable: the CLI
+   * allows it for `serve` and `migrate` only, so other commands never start an empty list.
+   */
+  createDatabase: boolean;
 }
 
 /** Reads and validates the environment once; throws ConfigError naming every wrong key. */
@@ -91,7 +102,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) {
     const lines = parsed.error.issues.map(
-      (issue) => `${issue.path.join('.')}: ${issue.message} (got ${JSON.stringify(pick(env, issue.path[0]))})`,
+      (issue) => `${issue.path.join('.')}: ${issue.message} (got ${shown(issue.path[0], pick(env, issue.path[0]))})`,
     );
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
@@ -129,12 +140,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl: e.BASE_URL?.replace(/\/+$/, ''),
     scheduleGraceMs: e.GAZETTE_SCHEDULE_GRACE_MINUTES * 60_000,
     logLevel: e.LOG_LEVEL,
+    createDatabase: true,
   };
 }
 
 function parseTrustProxy(value: string | undefined): boolean | string {
   if (value === undefined || value === 'false') return false;
   return value === 'true' ? true : value;
+}
+
+// Secrets are never echoed into logs: only how long the given value was.
+function shown(key: PropertyKey | undefined, value: string | undefined): string {
+  if (value !== undefined && typeof key === 'string' && /TOKEN|SECRET|PASS/.test(key)) return `${value.length} characters`;
+  if (value !== undefined && key === 'SMTP_URL') return JSON.stringify(value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
+  return JSON.stringify(value);
 }
 
 function pick(env: NodeJS.ProcessEnv, key: PropertyKey | undefined): string | undefined {

@@ -73,23 +73,38 @@ export class NotFoundError extends GazetteError {
   }
 }
 
-/** A send failed for now (4xx, dropped connection, timeout): retry later. */
-export class TemporaryDeliveryError extends GazetteError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('DELIVERY_TEMPORARY', message, options);
+/**
+ * Who is at fault for a failed send, as the transport adapter read the reply:
+ * - `recipient-temporary`: a 4xx for this recipient (mailbox busy, greylisting): retry this one later;
+ * - `recipient-permanent`: a 5xx that names the recipient (5.1.x, 5.2.x, 550 at RCPT): bounce it;
+ * - `unclear-permanent`: a 5xx that may be the message's or the server's fault (a bare 554 after DATA);
+ * - `refused`: the server refuses us (bad auth, 5xx to MAIL FROM, 5.7.x policy or relay, 554 greeting);
+ * - `unreachable`: no usable session (refused or dropped connection, 421, timeout, a full disk).
+ */
+export type FaultKind = 'recipient-temporary' | 'recipient-permanent' | 'unclear-permanent' | 'refused' | 'unreachable';
+
+/** A send that failed, translated by the transport into the app's terms; `reply` is what the server said. */
+export class DeliveryFault extends GazetteError {
+  readonly kind: FaultKind;
+  readonly reply: string;
+
+  constructor(kind: FaultKind, message: string, options?: { reply?: string; cause?: unknown }) {
+    super(`DELIVERY_${kind.toUpperCase().replace(/-/g, '_')}`, message, options);
+    this.kind = kind;
+    this.reply = options?.reply ?? '';
   }
 }
 
-/** The receiving server refused this recipient for good (5xx): bounce and suppress. */
-export class PermanentDeliveryError extends GazetteError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('DELIVERY_PERMANENT', message, options);
+/** The database went away under a running process (file deleted or replaced): stop rather than write into the void. */
+export class DatabaseGoneError extends GazetteError {
+  constructor(message: string) {
+    super('DATABASE_GONE', message);
   }
 }
 
-/** The mail server refuses us as a whole (bad auth, 5xx to MAIL FROM): pause instead of burning the list. */
-export class TransportRejectedError extends GazetteError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('TRANSPORT_REJECTED', message, options);
+/** No database where one was expected; the message says how to create one. */
+export class DatabaseMissingError extends GazetteError {
+  constructor(message: string) {
+    super('DATABASE_MISSING', message);
   }
 }

@@ -9,6 +9,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerEdition } from './commands/edition.ts';
 import { registerSend } from './commands/send.ts';
 import { registerWorker } from './commands/worker.ts';
+import { registerMigrate } from './commands/migrate.ts';
 import { registerSubscribers } from './commands/subscribers.ts';
 import { registerSchedule, registerScheduler } from './commands/schedule.ts';
 
@@ -32,15 +33,17 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerSubscribers(program, makeApp);
   registerSchedule(program, makeApp);
   registerScheduler(program, makeApp);
+  registerMigrate(program, makeApp);
   return program;
 }
 
 /** Runs the CLI and maps every error to a one-line (or one-per-problem) reason and exit code 1. */
 export async function main(argv: string[]): Promise<number> {
   let config: Config | undefined;
+  // Only `serve` and `migrate` may create a database: any other command finding none says how to make one.
   const makeApp: AppFactory = (overrides = {}) => {
     config ??= loadConfig();
-    return createApp({ ...config, ...definedOnly(overrides) });
+    return createApp({ ...config, createDatabase: false, ...definedOnly(overrides) });
   };
   try {
     await buildProgram(makeApp).parseAsync(argv);

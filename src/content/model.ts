@@ -20,6 +20,16 @@ export interface Site {
   feed: { limit: number; ttlMinutes: number };
 }
 
+/**
+ * Who an edition is sent as, to which list, and where its links lead: frozen when the edition is
+ * made, so a resend is identical and a worker needs no content/ checkout.
+ */
+export interface EditionOrigin {
+  baseUrl: string;
+  sender: Site['sender'];
+  list: MailingList;
+}
+
 /** An image shown with a story: absolute URL and alt text are required. */
 export interface StoryImage {
   url: string;

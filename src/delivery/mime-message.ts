@@ -37,7 +37,7 @@ export interface MessageRecipient {
 }
 
 /** Encodes the parts every recipient of an edition shares; call once per edition. */
-export function prepareMessageTemplate(site: Site, list: MailingList | undefined, edition: CompiledEdition): MessageTemplate {
+export function prepareMessageTemplate(site: Pick<Site, 'sender'>, list: MailingList | undefined, edition: CompiledEdition): MessageTemplate {
   const senderDomain = site.sender.address.split('@')[1] ?? 'localhost';
   const boundary = `----gazette-${randomBytes(12).toString('hex')}`;
   const headers = [

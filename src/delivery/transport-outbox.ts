@@ -1,4 +1,6 @@
+import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { DeliveryFault } from '../errors.ts';
 import { writeFileAtomic } from '../fs/atomic-write.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
@@ -9,8 +11,29 @@ export function createOutboxTransport(dir: string): Transport {
     async send(message: OutgoingMessage) {
       // The key is stable per delivery, so a retried message replaces its own file, never adds one.
       const safeKey = message.key.replace(/[^A-Za-z0-9._-]/g, '_');
-      await writeFileAtomic(path.join(dir, `${safeKey}.eml`), message.raw);
+      try {
+        await writeFileAtomic(path.join(dir, `${safeKey}.eml`), message.raw);
+      } catch (error) {
+        throw outboxFault(dir, error);
+      }
+    },
+    async probe() {
+      try {
+        await mkdir(dir, { recursive: true });
+        await access(dir, constants.W_OK);
+      } catch (error) {
+        throw outboxFault(dir, error);
+      }
     },
     async close() {},
   };
+}
+
+// A full disk or a folder we may not write is the same for every message: an outage, never the recipient's fault.
+function outboxFault(dir: string, error: unknown): DeliveryFault {
+  const failure = error as NodeJS.ErrnoException;
+  return new DeliveryFault('unreachable', `cannot write to the outbox ${dir} (${failure.code ?? 'error'}): ${failure.message}`, {
+    reply: failure.code ?? '',
+    cause: error,
+  });
 }

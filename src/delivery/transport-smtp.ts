@@ -1,22 +1,21 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { parseConnectionUrl } from 'nodemailer/lib/shared';
-import { PermanentDeliveryError, TemporaryDeliveryError, TransportRejectedError } from '../errors.ts';
+import { DeliveryFault } from '../errors.ts';
+import { classifySmtpFailure, type SmtpFailure } from './smtp-fault.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 /** SMTP settings beyond the URL. */
 export interface SmtpOptions {
   /** Connections kept open (messages in flight at once). */
   maxConnections: number;
-  /** Socket timeout in milliseconds. */
+  /** Connect, greeting and socket timeout in milliseconds; default 30 s. */
   timeoutMs?: number;
-}
-
-interface SmtpFailure {
-  code?: string;
-  responseCode?: number;
-  command?: string;
-  response?: string;
-  message?: string;
+  /**
+   * Longest one message's transaction (MAIL FROM to the final reply) may take; past it the
+   * connection is dropped. Kept well below the worker's lease, so a slow server can never make
+   * a worker send on a lease that another worker has already taken over. Default 30 s.
+   */
+  transactionTimeoutMs?: number;
 }
 
 interface PooledConnection {
@@ -38,8 +37,8 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   let open = 0;
   let closed = false;
 
-  const connect = (): PooledConnection => {
-    const smtp = new SMTPConnection({
+  const newConnection = () =>
+    new SMTPConnection({
       host: settings.host as string | undefined,
       port: settings.port as number | undefined,
       secure: settings.secure as boolean | undefined,
@@ -48,8 +47,12 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
       tls: settings.tls as SMTPConnection.Options['tls'],
       connectionTimeout: options.timeoutMs ?? 30_000,
       greetingTimeout: options.timeoutMs ?? 30_000,
-      socketTimeout: options.timeoutMs ?? 60_000,
+      socketTimeout: options.timeoutMs ?? 30_000,
     });
+  const transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
+
+  const connect = (): PooledConnection => {
+    const smtp = newConnection();
     const connection: PooledConnection = { smtp, broken: false, ready: Promise.resolve() };
     smtp.on('error', () => (connection.broken = true));
     smtp.on('end', () => (connection.broken = true));
@@ -101,18 +104,34 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   return {
     name: 'smtp',
     async send(message: OutgoingMessage) {
-      if (closed) throw new TemporaryDeliveryError('the SMTP transport is closed');
+      if (closed) throw new DeliveryFault('unreachable', 'the SMTP transport is closed');
       const connection = await acquire();
       try {
         await connection.ready;
-        await new Promise<void>((resolve, reject) =>
-          connection.smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => (error ? reject(error) : resolve())),
-        );
+        await transaction(connection.smtp, message, transactionTimeoutMs);
       } catch (error) {
         drop(connection);
-        throw classifySmtpError(error as SmtpFailure);
+        throw error instanceof DeliveryFault ? error : classifySmtpFailure(error as SmtpFailure);
       }
       release(connection);
+    },
+    async probe() {
+      const smtp = newConnection();
+      smtp.on('error', () => {});
+      try {
+        await new Promise<void>((resolve, reject) => {
+          smtp.connect((error?: Error | null) => {
+            if (error) return reject(error);
+            if (!auth?.user) return resolve();
+            smtp.login({ user: auth.user, pass: auth.pass ?? '' }, (loginError) => (loginError ? reject(loginError) : resolve()));
+          });
+          smtp.once('error', reject);
+        });
+        smtp.quit();
+      } catch (error) {
+        smtp.close();
+        throw classifySmtpFailure(error as SmtpFailure);
+      }
     },
     async close() {
       closed = true;
@@ -121,19 +140,17 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   };
 }
 
-/** Translates a nodemailer SMTP error into the app's delivery errors. */
-export function classifySmtpError(error: SmtpFailure): Error {
-  const reply = (error.response ?? error.message ?? 'unknown SMTP error').trim();
-  const code = error.responseCode;
-  const command = (error.command ?? '').toUpperCase();
-  if (error.code === 'EAUTH') return new TransportRejectedError(`SMTP authentication failed: ${reply}`, { cause: error });
-  if (code !== undefined && code >= 500) {
-    if (command.startsWith('RCPT') || command.startsWith('DATA') || error.code === 'EENVELOPE' || error.code === 'EMESSAGE') {
-      return new PermanentDeliveryError(`recipient refused (${code}): ${reply}`, { cause: error });
-    }
-    return new TransportRejectedError(`SMTP server refused ${command || 'the session'} (${code}): ${reply}`, { cause: error });
-  }
-  return new TemporaryDeliveryError(code ? `temporary failure (${code}): ${reply}` : `connection problem (${error.code ?? 'unknown'}): ${reply}`, {
-    cause: error,
+/** Sends one message on an open session, giving up (and dropping the session) after `timeoutMs`. */
+function transaction(smtp: SMTPConnection, message: OutgoingMessage, timeoutMs: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      smtp.close();
+      reject(new DeliveryFault('unreachable', `no SMTP session: the server took more than ${Math.round(timeoutMs / 1000)} s to take one message; the connection was dropped`));
+    }, timeoutMs);
+    smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => {
+      clearTimeout(timer);
+      if (error) reject(error);
+      else resolve();
+    });
   });
 }

@@ -8,11 +8,13 @@ export interface OutgoingMessage {
 }
 
 /**
- * Where messages go. `send` resolves when the message is accepted, and rejects with
- * TemporaryDeliveryError, PermanentDeliveryError or TransportRejectedError.
+ * Where messages go. `send` resolves when the message is accepted, and rejects with a
+ * DeliveryFault saying who is at fault; adapters translate their own errors into it.
  */
 export interface Transport {
   readonly name: string;
   send(message: OutgoingMessage): Promise<void>;
+  /** Resolves when the transport could take a message now (a session opens); rejects with a DeliveryFault otherwise. */
+  probe(): Promise<void>;
   close(): Promise<void>;
 }

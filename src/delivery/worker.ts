@@ -1,47 +1,40 @@
-import type { Content, MailingList } from '../content/model.ts';
-import { PermanentDeliveryError, TransportRejectedError } from '../errors.ts';
-import { recipientLinks } from '../links/recipient-links.ts';
-import type { TokenSigner } from '../links/tokens.ts';
-import type { Queue, ReservedJob } from '../queue/queue.ts';
-import { recipientValues } from '../render/slots.ts';
-import type { DeliveriesRepo, DeliveryToSend } from '../store/deliveries-repo.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { SubscribersRepo } from '../store/subscribers-repo.ts';
-import type { MessageSigner } from './dkim.ts';
-import { prepareMessageTemplate, renderMessage, type MessageTemplate } from './mime-message.ts';
-import { RateLimiter, type Clock } from './rate-limiter.ts';
-import { retryDelayMs, type RetryPolicy } from './retry-policy.ts';
-import { SentRecorder } from './sent-recorder.ts';
+import { randomBytes } from 'node:crypto';
+import { DatabaseGoneError, DeliveryFault, GazetteError } from '../errors.ts';
+import type { DeliveryLedger } from './delivery-ledger.ts';
+import type { EditionStore } from './edition-store.ts';
+import type { NoticeSender } from './notice-sender.ts';
+import type { OutcomeRecorder, Taken, WorkerLog } from './outcome-recorder.ts';
+import type { Clock } from './rate-limiter.ts';
+import type { SendQueue } from './send-queue.ts';
+import type { SendStep } from './send-step.ts';
 import type { Transport } from './transport.ts';
 
-/** What a worker needs; all of it injected, so tests control time, randomness and the transport. */
+/** What the reserve loop works with; all of it injected, so tests control time and the transport. */
 export interface WorkerDeps {
-  queue: Queue;
-  deliveries: DeliveriesRepo;
-  editions: EditionsRepo;
-  subscribers: SubscribersRepo;
+  queue: SendQueue;
+  ledger: DeliveryLedger;
+  editions: EditionStore;
+  step: SendStep;
+  recorder: OutcomeRecorder;
   transport: Transport;
-  signMessage: MessageSigner;
-  tokens: TokenSigner;
-  content: () => Promise<Content>;
+  /** Confirmations and welcomes, sent beside the editions; optional. */
+  notices?: NoticeSender;
   clock: Clock;
-  random: () => number;
-  log: (event: string, details: Record<string, unknown>) => void;
+  log: WorkerLog;
 }
 
 /** Sending limits and timings. */
 export interface WorkerOptions {
   /** Messages sent at once. */
   concurrency: number;
-  /** Messages per second, overall. */
+  /** Messages per second, overall (the step's rate limiter enforces it; the loop sizes its batches by it). */
   rate: number;
-  retry: RetryPolicy;
-  /** How long a reserved job is ours; after that another worker may take it. */
+  /** How long a taken job is ours unless renewed; a dead worker's jobs come back after this. */
   leaseMs: number;
   /** Wait between polls of an empty queue. */
   pollMs: number;
-  /** Pause after the server refused us as a whole, before trying again. */
-  rejectedBackoffMs: number;
+  /** Try editions paused by an outage again once their backoff is over (a long-running worker does; `send --wait` does not). */
+  resumeOutages: boolean;
 }
 
 /** Options for one run of the loop. */
@@ -52,45 +45,47 @@ export interface RunOptions {
   stopWhenIdle?: () => Promise<boolean>;
 }
 
-interface Buffered {
-  job: ReservedJob;
-  delivery: DeliveryToSend | undefined;
-}
-
 /**
- * Takes jobs from the queue and sends them: personalize → sign → transport, then records the
- * outcome in the ledger before acking the job, so a crash repeats at most the messages in flight.
+ * The reserve loop: takes jobs from the queue, claims their deliveries in the ledger, and has
+ * `concurrency` senders run each through the send step and the outcome recorder. A heartbeat
+ * renews the leases and claims of everything held, so leases can be short and a dead worker's
+ * jobs come back quickly. A DatabaseGoneError ends the run: nothing more would be recorded.
  */
 export class Worker {
-  private readonly templates = new Map<number, Promise<MessageTemplate>>();
-  private readonly limiter: RateLimiter;
-  private buffer: Buffered[] = [];
+  private buffer: Taken[] = [];
+  private readonly inFlight = new Map<number, Taken>();
+  private readonly perEdition = new Map<number, number>();
   private refilling: Promise<boolean> | undefined;
   private readonly touched = new Set<number>();
-  private pausedUntil = 0;
-  /** Editions paused (here or by another process): their jobs go back to the queue unsent. */
   private paused = new Set<number>();
-  private readonly sent: SentRecorder;
+  private fatal: Error | undefined;
 
   constructor(
     private readonly deps: WorkerDeps,
     private readonly options: WorkerOptions,
-  ) {
-    this.limiter = new RateLimiter(options.rate, deps.clock);
-    this.sent = new SentRecorder(deps.deliveries, deps.queue, () => deps.clock.now());
-  }
+  ) {}
 
-  /** Runs `concurrency` senders until the signal aborts (or stopWhenIdle says so), then releases unstarted jobs. */
+  /** Runs the senders until the signal aborts (or stopWhenIdle says so), then gives back what it still holds. */
   async run(run: RunOptions): Promise<void> {
-    const senders = Array.from({ length: this.options.concurrency }, () => this.sender(run));
-    await Promise.all(senders);
-    const left = this.buffer.splice(0);
-    for (const { job } of left) await this.deps.queue.retry(job, this.deps.clock.now());
-    await this.completeTouched();
+    const stopHeartbeat = new AbortController();
+    const stopAll = AbortSignal.any([run.signal, stopHeartbeat.signal]);
+    const heartbeat = this.heartbeat(stopAll);
+    const notices = this.deps.notices?.run(stopAll, (error) => this.fail(error));
+    try {
+      await Promise.all(Array.from({ length: this.options.concurrency }, () => this.sender(run)));
+    } finally {
+      stopHeartbeat.abort();
+      await heartbeat;
+      await notices;
+      await this.deps.recorder.release(this.buffer.splice(0)).catch(() => {});
+      await this.deps.recorder.stop().catch(() => {});
+      if (!this.fatal) await this.completeTouched();
+    }
+    if (this.fatal) throw this.fatal;
   }
 
   private async sender(run: RunOptions): Promise<void> {
-    while (!run.signal.aborted) {
+    while (!run.signal.aborted && !this.fatal) {
       try {
         const next = await this.next();
         if (next) {
@@ -100,167 +95,155 @@ export class Worker {
         await this.completeTouched();
         if (run.stopWhenIdle && (await run.stopWhenIdle())) return;
       } catch (error) {
-        // The database or the queue failed (a restart, a lock held too long): the job keeps its
-        // lease and comes back; this sender waits and carries on instead of taking the process down.
+        if (this.fail(error)) return;
+        // The database or the queue failed for a moment (a restart, a lock held too long): the job
+        // keeps its lease and comes back; this sender waits and carries on.
         this.deps.log('error', { error: (error as Error).message });
       }
-      if (!run.signal.aborted) await this.deps.clock.sleep(this.options.pollMs);
+      if (!run.signal.aborted && !this.fatal) await this.deps.clock.sleep(this.options.pollMs, run.signal);
     }
   }
 
-  private async next(): Promise<Buffered | undefined> {
+  /** Remembers an error that must end the run; true when it is one. */
+  private fail(error: unknown): boolean {
+    if (!(error instanceof DatabaseGoneError)) return false;
+    this.fatal ??= error;
+    return true;
+  }
+
+  private async next(): Promise<Taken | undefined> {
     for (;;) {
-      const item = this.buffer.shift();
-      if (item) return item;
-      if (!this.refilling) {
-        this.refilling = this.refill().finally(() => (this.refilling = undefined));
-      }
+      const taken = this.buffer.shift();
+      if (taken) return taken;
+      if (!this.refilling) this.refilling = this.refill().finally(() => (this.refilling = undefined));
       if (!(await this.refilling)) return undefined;
     }
   }
 
-  // Reserves a batch and loads its deliveries in one query; false when there was nothing to take.
+  // Reserves a batch, claims it in the ledger and buffers what this worker may send; false when there was nothing.
   private async refill(): Promise<boolean> {
-    const now = this.deps.clock.now();
-    if (now.getTime() < this.pausedUntil) return false;
     this.paused = new Set(await this.deps.editions.pausedIds());
-    // No more than the rate can send within half a lease, so buffered jobs do not outlive their lease.
+    // No more than the rate can send within half a lease, so nothing waits in the buffer long.
     const sendable = Math.floor((this.options.rate * this.options.leaseMs) / 2000);
     const limit = Math.max(this.options.concurrency, Math.min(Math.max(100, this.options.concurrency * 4), sendable));
-    const jobs = await this.deps.queue.reserve(limit, this.options.leaseMs, now, [...this.paused]);
+    const jobs = await this.deps.queue.reserve(limit, this.options.leaseMs);
     if (jobs.length === 0) return false;
-    const deliveries = await this.deps.deliveries.forSending(jobs.map((j) => j.id));
-    this.buffer.push(...jobs.map((job) => ({ job, delivery: deliveries.get(job.id) })));
+    const claim = randomBytes(9).toString('base64url');
+    const { claimed, finished } = await this.deps.ledger.claim(
+      jobs.map((j) => j.deliveryId),
+      claim,
+      this.options.leaseMs,
+    );
+    const byId = new Map(claimed.map((d) => [d.id, d]));
+    const done = new Set(finished);
+    await this.deps.queue.ack(jobs.filter((j) => done.has(j.deliveryId)));
+    // Claimed by another live worker (the queue handed the job out twice): it is theirs; look again later.
+    const theirs = jobs.filter((j) => !byId.has(j.deliveryId) && !done.has(j.deliveryId));
+    if (theirs.length > 0) await this.deps.queue.retry(theirs, new Date(this.deps.clock.now().getTime() + this.options.leaseMs));
+    for (const job of jobs) {
+      const delivery = byId.get(job.deliveryId);
+      if (!delivery) continue;
+      this.buffer.push({ job, claim, delivery });
+      this.perEdition.set(delivery.editionId, (this.perEdition.get(delivery.editionId) ?? 0) + 1);
+    }
     return true;
   }
 
-  private async process({ job, delivery }: Buffered): Promise<void> {
-    const { deps } = this;
-    if (!delivery || delivery.status !== 'queued') {
-      await deps.queue.ack(job); // already done, or its edition was deleted
-      return;
-    }
+  private async process(taken: Taken): Promise<void> {
+    const { delivery } = taken;
+    this.inFlight.set(delivery.id, taken);
     this.touched.add(delivery.editionId);
-    // A paused edition's jobs, and jobs whose lease is nearly over (another worker may take them
-    // any moment), go back unsent.
-    if (this.paused.has(delivery.editionId) || job.lease - deps.clock.now().getTime() < this.options.leaseMs / 10) {
-      await deps.queue.retry(job, deps.clock.now());
-      return;
-    }
-    if (!delivery.email || delivery.subscriberStatus !== 'active' || delivery.suppressed) {
-      await deps.deliveries.record(delivery.id, 'skipped', deps.clock.now(), `subscriber is ${delivery.suppressed ? 'suppressed' : (delivery.subscriberStatus ?? 'erased')}`);
-      await deps.queue.ack(job);
-      return;
-    }
     try {
-      const raw = await this.message(delivery);
-      await this.limiter.take();
-      await deps.transport.send({ key: messageKey(delivery), envelopeFrom: (await this.template(delivery.editionId)).envelopeFrom, to: delivery.email, raw });
+      if (this.paused.has(delivery.editionId)) return await this.deps.recorder.release([taken]);
+      if (!delivery.email || delivery.subscriberStatus !== 'active' || delivery.suppressed) {
+        return await this.deps.recorder.skipped(taken, `subscriber is ${delivery.suppressed ? 'suppressed' : (delivery.subscriberStatus ?? 'erased')}`);
+      }
+      try {
+        await this.deps.step.send({ ...delivery, email: delivery.email });
+      } catch (error) {
+        return await this.deps.recorder.failed(taken, asFault(error));
+      }
+      await this.deps.recorder.sent(taken);
+    } finally {
+      this.inFlight.delete(delivery.id);
+      const left = (this.perEdition.get(delivery.editionId) ?? 1) - 1;
+      if (left > 0) this.perEdition.set(delivery.editionId, left);
+      else {
+        this.perEdition.delete(delivery.editionId);
+        await this.deps.recorder.settle(delivery.editionId);
+      }
+    }
+  }
+
+  /** Gives back, unsent, what the buffer holds of an edition that was just paused. */
+  async dropEdition(editionId: number): Promise<void> {
+    this.paused.add(editionId);
+    this.deps.step.forget(editionId);
+    const held = this.buffer.filter((t) => t.delivery.editionId === editionId);
+    if (held.length === 0) return;
+    this.buffer = this.buffer.filter((t) => t.delivery.editionId !== editionId);
+    const left = (this.perEdition.get(editionId) ?? 0) - held.length;
+    if (left > 0) this.perEdition.set(editionId, left);
+    else this.perEdition.delete(editionId);
+    await this.deps.recorder.release(held);
+  }
+
+  // Every quarter lease: renew what is held, decide failures held too long, retry outage-paused editions.
+  private async heartbeat(signal: AbortSignal): Promise<void> {
+    const every = Math.max(10, Math.floor(this.options.leaseMs / 4));
+    while (!signal.aborted) {
+      await this.deps.clock.sleep(every, signal);
+      if (signal.aborted) return;
+      try {
+        const held = [...this.buffer, ...this.inFlight.values(), ...this.deps.recorder.held()];
+        if (held.length > 0) {
+          await this.deps.queue.extend(held.map((t) => t.job), this.options.leaseMs);
+          await this.deps.ledger.extend([...new Set(held.map((t) => t.claim))], this.options.leaseMs);
+        }
+        await this.deps.recorder.expire();
+        if (this.options.resumeOutages) await this.resumeOutages();
+      } catch (error) {
+        if (this.fail(error)) return;
+        this.deps.log('error', { error: (error as Error).message });
+      }
+    }
+  }
+
+  // An edition paused by an outage is tried again once its wait is over and the transport answers.
+  private async resumeOutages(): Promise<void> {
+    const due = await this.deps.editions.outagesDue();
+    if (due.length === 0) return;
+    try {
+      await this.deps.transport.probe();
     } catch (error) {
-      await this.handleFailure(job, delivery, error as Error);
+      for (const id of due) await this.deps.editions.pause(id, 'outage', `still unreachable: ${asFault(error).message}`).catch(() => {});
       return;
     }
-    await this.sent.record(job);
-  }
-
-  private async handleFailure(job: ReservedJob, delivery: DeliveryToSend, error: Error): Promise<void> {
-    const { deps } = this;
-    const now = deps.clock.now();
-    if (error instanceof PermanentDeliveryError) {
-      await deps.deliveries.record(delivery.id, 'bounced', now, error.message);
-      await deps.subscribers.suppress(delivery.email!.toLowerCase(), 'bounced', error.message, now);
-      await deps.subscribers.setStatus(delivery.subscriberId, 'bounced', now);
-      await deps.queue.ack(job);
-      deps.log('bounced', { delivery: delivery.id, error: error.message });
-    } else if (error instanceof TransportRejectedError) {
-      // The server refuses us as a whole: pause the edition instead of burning through the list.
-      this.paused.add(delivery.editionId);
-      await deps.editions.setStatus(delivery.editionId, 'paused', now, error.message);
-      await deps.queue.retry(job, now);
-      // The jobs already taken for this edition go back too, unsent.
-      const held = this.buffer.filter((b) => b.job.groupId === delivery.editionId);
-      this.buffer = this.buffer.filter((b) => b.job.groupId !== delivery.editionId);
-      for (const b of held) await deps.queue.retry(b.job, now);
-      this.pausedUntil = now.getTime() + this.options.rejectedBackoffMs;
-      deps.log('paused', { edition: delivery.editionId, error: error.message });
-    } else if (job.attempts >= this.options.retry.maxAttempts) {
-      await deps.deliveries.record(delivery.id, 'failed', now, error.message);
-      await deps.queue.fail(job);
-      deps.log('failed', { delivery: delivery.id, attempts: job.attempts, error: error.message });
-    } else {
-      const delay = retryDelayMs(this.options.retry, job.attempts, deps.random);
-      await deps.deliveries.record(delivery.id, 'queued', now, error.message);
-      await deps.queue.retry(job, new Date(now.getTime() + delay));
-      deps.log('retry', { delivery: delivery.id, attempts: job.attempts, delayMs: delay, error: error.message });
+    for (const id of due) {
+      if (!(await this.deps.editions.resume(id, 'worker'))) continue;
+      await this.deps.queue.hold(id, false);
+      this.paused.delete(id);
+      this.deps.log('resumed', { edition: id });
     }
-  }
-
-  private async message(delivery: DeliveryToSend): Promise<string> {
-    const template = await this.template(delivery.editionId);
-    const content = await this.site();
-    const links = recipientLinks(content.site, this.deps.tokens, delivery.subscriberId);
-    const raw = renderMessage(template, {
-      email: delivery.email!,
-      name: delivery.name ?? undefined,
-      values: recipientValues({
-        greeting: delivery.name ? `Hello ${delivery.name},` : 'Hello,',
-        email: delivery.email!,
-        unsubscribe_url: links.unsubscribeUrl,
-        preferences_url: links.preferencesUrl,
-      }),
-      unsubscribeUrl: links.unsubscribeUrl,
-      unsubscribeMailto: links.unsubscribeMailto,
-      messageKey: messageKey(delivery),
-      date: this.deps.clock.now(),
-    });
-    return this.deps.signMessage(raw);
-  }
-
-  private siteCache: Promise<Content> | undefined;
-
-  // Site details (sender, URL) are read once per worker run: a send must not change mid-way.
-  private site(): Promise<Content> {
-    if (!this.siteCache) {
-      const loading = this.deps.content();
-      // A broken content/ must not stop this worker for good: the next message asks again.
-      loading.catch(() => {
-        if (this.siteCache === loading) this.siteCache = undefined;
-      });
-      this.siteCache = loading;
-    }
-    return this.siteCache;
-  }
-
-  // The shared, pre-encoded parts of an edition's messages, built once per edition per worker.
-  private template(editionId: number): Promise<MessageTemplate> {
-    let template = this.templates.get(editionId);
-    if (!template) {
-      template = (async () => {
-        const edition = await this.deps.editions.find(editionId);
-        if (!edition) throw new Error(`edition ${editionId} is gone`);
-        const { site } = await this.site();
-        const list: MailingList = site.lists.find((l) => l.slug === edition.list_slug) ?? { slug: edition.list_slug, name: edition.list_slug, description: '' };
-        return prepareMessageTemplate(site, list, edition.compiled);
-      })();
-      template.catch(() => this.templates.delete(editionId));
-      this.templates.set(editionId, template);
-    }
-    return template;
   }
 
   private async completeTouched(): Promise<void> {
     for (const editionId of [...this.touched]) {
-      const counts = await this.deps.deliveries.counts(editionId);
-      // Still queued (in flight elsewhere, or retrying later): look again when next idle.
-      if (counts.queued > 0) continue;
+      if (this.perEdition.has(editionId)) continue;
+      const status = await this.deps.editions.finish(editionId);
+      // Still queued (in flight elsewhere, or retrying later) or paused: look again when next idle.
+      if (status === undefined) continue;
       this.touched.delete(editionId);
-      const edition = await this.deps.editions.find(editionId);
-      if (edition && edition.status === 'sending') await this.deps.editions.setStatus(editionId, 'sent', this.deps.clock.now());
+      this.deps.log('finished', { edition: editionId, status });
     }
   }
 }
 
-/** A delivery's Message-ID left part: stable, so a retried message keeps its id. */
-export function messageKey(delivery: { id: number; editionId: number }): string {
-  return `d${delivery.id}.e${delivery.editionId}`;
+// Anything that is not already a verdict on the send (a broken edition, a signing failure) is
+// the same for every message of the edition: the server is not at fault, but sending must stop.
+function asFault(error: unknown): DeliveryFault {
+  if (error instanceof DeliveryFault) return error;
+  if (error instanceof DatabaseGoneError) throw error;
+  const message = error instanceof GazetteError || error instanceof Error ? error.message : String(error);
+  return new DeliveryFault('refused', `cannot build the message: ${message}`, { cause: error });
 }

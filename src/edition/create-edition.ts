@@ -65,6 +65,7 @@ export async function createEdition(
       audience: request.audience ?? 'all',
       storySlugs: stories.map((s) => s.slug),
       compiled,
+      origin: { baseUrl: content.site.baseUrl, sender: content.site.sender, list },
       htmlBytes: Buffer.byteLength(compiled.html.parts.join('')),
       coversUntil: now,
       scheduleId: request.scheduleId ?? null,

@@ -1,8 +1,7 @@
 import { NotFoundError } from '../errors.ts';
-import type { Queue } from '../queue/queue.ts';
 import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
 import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { EditionStatus } from '../store/schema.ts';
+import type { EditionStatus, PauseKind } from '../store/schema.ts';
 
 /** A send with queued messages and no change for this long is reported as stalled. */
 export const STALLED_AFTER_MS = 2 * 60_000;
@@ -27,20 +26,22 @@ export interface EditionStatusReport {
   etaSeconds: number | null;
   stalled: boolean;
   lastError: string | null;
+  /** Why it is paused: the server refused us, an outage (a worker tries again by itself at `resumeAt`), an operator. */
+  pauseKind: PauseKind | null;
+  resumeAt: string | null;
   enqueuedAt: string | null;
   completedAt: string | null;
 }
 
-/** Reads an edition's ledger and queue into a status report. */
+/** Reads an edition and its ledger into a status report. */
 export async function editionStatus(
-  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: Queue },
+  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo },
   id: number,
   now: Date,
 ): Promise<EditionStatusReport> {
   const edition = await deps.editions.find(id);
   if (!edition) throw new NotFoundError(`no edition ${id}`);
   const counts = await deps.deliveries.counts(id);
-  const queue = await deps.queue.counts(now, id);
   const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
   const rate = progress.sentSince / 60;
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
@@ -55,7 +56,7 @@ export async function editionStatus(
     status: edition.status,
     total,
     queued: counts.queued,
-    sending: queue.leased,
+    sending: counts.sending,
     sent: counts.sent,
     failed: counts.failed,
     bounced: counts.bounced,
@@ -64,6 +65,8 @@ export async function editionStatus(
     etaSeconds: rate > 0 ? Math.ceil(counts.queued / rate) : counts.queued === 0 ? 0 : null,
     stalled,
     lastError: edition.last_error ?? progress.lastError,
+    pauseKind: edition.pause_kind,
+    resumeAt: edition.resume_at,
     enqueuedAt: edition.enqueued_at,
     completedAt: edition.completed_at,
   };

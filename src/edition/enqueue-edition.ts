@@ -1,7 +1,7 @@
 import { InputError, NotFoundError } from '../errors.ts';
-import type { Queue } from '../queue/queue.ts';
+import type { SendQueue } from '../delivery/send-queue.ts';
 import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
+import { FINISHED_STATUSES, type EditionsRepo } from '../store/editions-repo.ts';
 import { preflight } from './preflight.ts';
 
 /** Subscribers read per batch: memory stays flat however many there are. */
@@ -10,51 +10,72 @@ const BATCH = 2000;
 /** What `send` did. */
 export interface EnqueueResult {
   editionId: number;
-  /** Deliveries added by this call (0 when the edition was already enqueued). */
+  /** Deliveries added by this call: the whole audience on a first send, new subscribers with `includeNew`. */
   added: number;
-  /** Jobs put (back) on the queue, including re-enqueued ones after a crash. */
+  /** Failed deliveries given a fresh set of attempts. */
+  requeued: number;
+  /** True when the edition was paused and this call resumed it. */
+  resumed: boolean;
+  /** Jobs put (back) on the queue, including deliveries whose job was lost in a crash. */
   enqueued: number;
+  /** True when the edition had already gone out: nobody new was added (unless `includeNew`). */
+  alreadySent: boolean;
+}
+
+/** What a send may do beyond the first time. */
+export interface EnqueueOptions {
+  /** On an edition that already went out, also send it to subscribers who joined since. */
+  includeNew?: boolean;
+  onProgress?: (added: number) => void;
 }
 
 /**
- * Adds one delivery per eligible subscriber and one job per new delivery, streaming the
- * subscribers in batches. Running it again adds nothing new; it re-enqueues queued deliveries
- * whose job was lost (a crash between the ledger and the queue), so nobody is skipped.
+ * Sends an edition: adds one delivery per eligible subscriber and one job per delivery, streaming
+ * the subscribers in batches. Running it again is how an operator resumes a paused send and
+ * retries failed deliveries; it adds nobody new once the first send had everyone, unless
+ * `includeNew`. Deliveries queued in the ledger whose job was lost (a crash between the ledger
+ * and the queue) are queued again, so nobody is skipped.
  */
 export async function enqueueEdition(
-  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: Queue; now: () => Date },
+  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: SendQueue; now: () => Date },
   editionId: number,
-  onProgress?: (added: number) => void,
+  options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
-  const edition = await deps.editions.find(editionId);
+  const { editions, deliveries, queue } = deps;
+  const edition = await editions.find(editionId);
   if (!edition) throw new NotFoundError(`no edition ${editionId}`);
   const problems = preflight(edition.compiled, edition.storySlugs.length, edition.kind);
   if (problems.length > 0) throw new InputError(`edition ${editionId} fails the preflight check:\n- ${problems.join('\n- ')}`);
-  const wasEnqueued = edition.status !== 'draft';
-  if (edition.status === 'draft' || edition.status === 'paused') await deps.editions.setStatus(editionId, 'sending', deps.now());
+  const resumed = edition.status === 'paused' && (await editions.resume(editionId, 'operator'));
+  await queue.hold(editionId, false);
+  if (edition.status === 'draft') await editions.setStatus(editionId, 'sending', deps.now());
+  const alreadySent = edition.audience_closed_at !== null;
   let added = 0;
   let enqueued = 0;
-  let cursor = 0;
-  for (;;) {
-    const batch = await deps.deliveries.addBatch({ id: editionId, listSlug: edition.list_slug, audience: edition.audience }, cursor, BATCH, deps.now());
-    if (batch.lastSubscriberId === undefined) break;
-    cursor = batch.lastSubscriberId;
-    added += batch.newIds.length;
-    enqueued += await deps.queue.enqueue(batch.newIds.map((id) => ({ id, groupId: editionId })), deps.now());
-    onProgress?.(added);
-  }
-  if (wasEnqueued) {
-    for (let after = 0; ; ) {
-      const ids = await deps.deliveries.queuedIds(editionId, after, BATCH * 5);
-      if (ids.length === 0) break;
-      after = ids[ids.length - 1]!;
-      enqueued += await deps.queue.enqueue(ids.map((id) => ({ id, groupId: editionId })), deps.now());
+  if (!alreadySent || options.includeNew) {
+    for (let cursor = 0; ; ) {
+      const batch = await deliveries.addBatch({ id: editionId, listSlug: edition.list_slug, audience: edition.audience }, cursor, BATCH, deps.now());
+      if (batch.lastSubscriberId === undefined) break;
+      cursor = batch.lastSubscriberId;
+      added += batch.newIds.length;
+      enqueued += await queue.enqueue(batch.newIds.map((deliveryId) => ({ deliveryId, editionId })));
+      options.onProgress?.(added);
     }
+    await editions.closeAudience(editionId);
   }
-  // New subscribers since a finished send make it a send in progress again.
-  const counts = await deps.deliveries.counts(editionId);
-  const current = (await deps.editions.find(editionId))!.status;
-  if (counts.queued === 0 && current !== 'sent') await deps.editions.setStatus(editionId, 'sent', deps.now());
-  if (counts.queued > 0 && current === 'sent') await deps.editions.setStatus(editionId, 'sending', deps.now());
-  return { editionId, added, enqueued };
+  const requeued = await deliveries.requeueFailed(editionId);
+  // Everything queued in the ledger goes (back) on the queue: failed ones just requeued, and any
+  // whose job was lost. Jobs already there are left as they are.
+  for (let after = 0; ; ) {
+    const ids = await deliveries.queuedIds(editionId, after, BATCH * 5);
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1]!;
+    enqueued += await queue.enqueue(ids.map((deliveryId) => ({ deliveryId, editionId })));
+  }
+  const counts = await deliveries.counts(editionId);
+  const current = (await editions.find(editionId))!.status;
+  if (counts.queued > 0 && FINISHED_STATUSES.includes(current)) await editions.setStatus(editionId, 'sending', deps.now());
+  // Nobody to send to (an empty list, or everyone done already): the send is over at once.
+  if (counts.queued === 0 && current === 'sending') await editions.finish(editionId);
+  return { editionId, added, requeued: requeued.length, resumed, enqueued, alreadySent };
 }

@@ -10,7 +10,7 @@ export interface RecipientLinks {
 }
 
 /** Builds a subscriber's signed unsubscribe and preferences links (tokens that never expire). */
-export function recipientLinks(site: Site, signer: TokenSigner, subscriberId: number): RecipientLinks {
+export function recipientLinks(site: Pick<Site, 'baseUrl' | 'sender'>, signer: TokenSigner, subscriberId: number): RecipientLinks {
   const unsubscribe = signer.sign(subscriberId, 'unsubscribe');
   return {
     unsubscribeUrl: `${site.baseUrl}/unsubscribe?token=${unsubscribe}`,
@@ -20,11 +20,11 @@ export function recipientLinks(site: Site, signer: TokenSigner, subscriberId: nu
 }
 
 /** The address unsubscribe mails go to: the reply-to address, else the sender. */
-export function unsubscribeAddress(site: Site): string {
+export function unsubscribeAddress(site: Pick<Site, 'sender'>): string {
   return site.sender.replyTo ?? site.sender.address;
 }
 
 /** A confirmation link, valid for `ttlMs` from `now` (7 days by default). */
-export function confirmUrl(site: Site, signer: TokenSigner, subscriberId: number, now: Date, ttlMs = 7 * 86_400_000): string {
+export function confirmUrl(site: Pick<Site, 'baseUrl'>, signer: TokenSigner, subscriberId: number, now: Date, ttlMs = 7 * 86_400_000): string {
   return `${site.baseUrl}/confirm?token=${signer.sign(subscriberId, 'confirm', new Date(now.getTime() + ttlMs))}`;
 }

@@ -21,14 +21,14 @@ export interface EmailTemplatePair {
 export interface EmailTemplates {
   /** Editions: a full story or a digest (also the welcome email). */
   edition: EmailTemplatePair;
-  /** The double opt-in confirmation request. */
-  confirm: EmailTemplatePair;
+  /** Transactional notices with one button: the double opt-in request, the note to an address already subscribed. */
+  notice: EmailTemplatePair;
 }
 
 /** Formats a date the way emails print it, in the site's language and zone. */
 export type DateFormatter = (date: Date) => string;
 
-/** Loads templates/email/{edition,confirm}.{mjml,txt}.hbs and partials/*.mjml.hbs into one Handlebars instance. */
+/** Loads templates/email/{edition,notice}.{mjml,txt}.hbs and partials/*.mjml.hbs into one Handlebars instance. */
 export async function loadEmailTemplates(templatesDir: string): Promise<EmailTemplates> {
   const emailDir = path.join(templatesDir, 'email');
   const hbs = Handlebars.create();
@@ -44,7 +44,7 @@ export async function loadEmailTemplates(templatesDir: string): Promise<EmailTem
     mjml: await compileFile(hbs, templatesDir, path.join(emailDir, `${name}.mjml.hbs`), false),
     text: await compileFile(hbs, templatesDir, path.join(emailDir, `${name}.txt.hbs`), true),
   });
-  return { edition: await pair('edition'), confirm: await pair('confirm') };
+  return { edition: await pair('edition'), notice: await pair('notice') };
 }
 
 async function compileFile(hbs: typeof Handlebars, templatesDir: string, file: string, noEscape: boolean): Promise<NamedTemplate> {

@@ -2,7 +2,7 @@ import { publishedStories } from '../content/load-content.ts';
 import type { Content } from '../content/model.ts';
 import { createEdition, EditionError } from '../edition/create-edition.ts';
 import { enqueueEdition } from '../edition/enqueue-edition.ts';
-import type { Queue } from '../queue/queue.ts';
+import type { SendQueue } from '../delivery/send-queue.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
 import type { EditionsRepo } from '../store/editions-repo.ts';
@@ -21,12 +21,18 @@ export interface FireDeps {
   schedules: SchedulesRepo;
   editions: EditionsRepo;
   deliveries: DeliveriesRepo;
-  queue: Queue;
+  queue: SendQueue;
   content(): Promise<Content>;
   templates(): Promise<EmailTemplates>;
   now(): Date;
   log: ScheduleLog;
 }
+
+/**
+ * How long a fire is its process's without renewal: renewed every third of it while the fire
+ * works, so a fire whose process died is taken over by the next scheduler tick after this.
+ */
+export const FIRE_LEASE_MS = 15_000;
 
 /** How a fire went; `taken` when another run or process had already recorded it. */
 export type FireOutcome = { status: 'taken' } | { status: FireStatus; fireId: number; editionId: number | null; detail: string };
@@ -38,8 +44,19 @@ export type FireOutcome = { status: 'taken' } | { status: FireStatus; fireId: nu
  * since its last sent edition, and is recorded as skipped when there are none.
  */
 export async function fireSchedule(deps: FireDeps, schedule: ScheduleRow, fireAt: Date): Promise<FireOutcome> {
-  const fireId = await deps.schedules.claimFire(schedule.id, fireAt, deps.now());
+  const fireId = await deps.schedules.claimFire(schedule.id, fireAt, deps.now(), FIRE_LEASE_MS);
   if (fireId === undefined) return { status: 'taken' };
+  const renew = setInterval(() => {
+    deps.schedules.renewFire(fireId, new Date(deps.now().getTime() + FIRE_LEASE_MS)).catch(() => {});
+  }, FIRE_LEASE_MS / 3);
+  try {
+    return await runFire(deps, schedule, fireAt, fireId);
+  } finally {
+    clearInterval(renew);
+  }
+}
+
+async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fireId: number): Promise<FireOutcome> {
   const finish = async (status: FireStatus, editionId: number | null, detail: string): Promise<FireOutcome> => {
     await deps.schedules.updateFire(fireId, { status, editionId, detail }, deps.now());
     if (schedule.kind === 'one-off') await deps.schedules.setStatus(schedule.id, 'done', deps.now());
@@ -110,8 +127,8 @@ export async function publishNewStories(deps: FireDeps, schedule: ScheduleRow, c
  * enqueued (idempotent: nobody gets it twice); one without is marked failed, not retried (a digest's
  * stories then go into the next one).
  */
-export async function recoverInterruptedFires(deps: FireDeps, claimedBefore: Date): Promise<ScheduleFireRow[]> {
-  const stale = await deps.schedules.runningFires(claimedBefore);
+export async function recoverInterruptedFires(deps: FireDeps): Promise<ScheduleFireRow[]> {
+  const stale = await deps.schedules.runningFires(deps.now());
   for (const fire of stale) {
     const schedule = await deps.schedules.find(fire.schedule_id);
     const editionId = fire.edition_id ?? (schedule?.kind === 'one-off' ? schedule.edition_id : null);

@@ -11,10 +11,8 @@ export interface SchedulerOptions {
   graceMs: number;
   /** How often the schedules table is re-read, so schedules added or cancelled elsewhere take effect. Default 2 s. */
   pollMs?: number;
-  /** How often on-publish schedules look for new stories (and interrupted fires are settled). Default 30 s. */
+  /** How often on-publish schedules look for new stories. Default 30 s. */
   checkMs?: number;
-  /** A fire still running after this long is taken as interrupted. Default 10 min. */
-  staleFireMs?: number;
   /** Most missed fires recorded per schedule at once (per-second expressions down for a day). Default 100. */
   missedLimit?: number;
 }
@@ -61,7 +59,7 @@ export class Scheduler {
     private readonly deps: FireDeps,
     options: SchedulerOptions,
   ) {
-    this.options = { pollMs: 2000, checkMs: 30_000, staleFireMs: 600_000, missedLimit: 100, ...options };
+    this.options = { pollMs: 2000, checkMs: 30_000, missedLimit: 100, ...options };
     const log = deps.log;
     this.cronLogger = { info: () => {}, debug: () => {}, warn: (m) => log.warn(`node-cron: ${m}`), error: (m) => log.error(`node-cron: ${m instanceof Error ? m.message : m}`) };
   }
@@ -126,6 +124,8 @@ export class Scheduler {
 
   private async tick(): Promise<void> {
     try {
+      // A fire whose process died half-way is resumed as soon as its lease runs out.
+      await this.settleInterrupted();
       await this.refresh();
       // A backstop: catches fires whose timer came late (a stalled event loop, a suspended machine).
       for (const entry of this.entries.values()) if (entry.row.kind !== 'on-publish') this.trigger(entry);
@@ -141,7 +141,7 @@ export class Scheduler {
 
   private async settleInterrupted(): Promise<void> {
     try {
-      await recoverInterruptedFires(this.deps, new Date(this.deps.now().getTime() - this.options.staleFireMs));
+      await recoverInterruptedFires(this.deps);
     } catch (error) {
       this.deps.log.error(`settling interrupted fires failed: ${(error as Error).message}`);
     }

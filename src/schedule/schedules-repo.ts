@@ -74,10 +74,19 @@ export class SchedulesRepo {
    * Claims a fire: inserts it as running unless (schedule, fire time) is already recorded.
    * Returns the fire's id, or undefined when another run (or process) has it.
    */
-  async claimFire(scheduleId: number, fireAt: Date, now: Date): Promise<number | undefined> {
+  async claimFire(scheduleId: number, fireAt: Date, now: Date, leaseMs: number): Promise<number | undefined> {
     const row = await this.db
       .insertInto('schedule_fires')
-      .values({ schedule_id: scheduleId, fire_at: fireAt.toISOString(), status: 'running', edition_id: null, detail: null, created_at: now.toISOString(), updated_at: now.toISOString() })
+      .values({
+        schedule_id: scheduleId,
+        fire_at: fireAt.toISOString(),
+        status: 'running',
+        edition_id: null,
+        detail: null,
+        created_at: now.toISOString(),
+        updated_at: now.toISOString(),
+        lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+      })
       .onConflict((oc) => oc.columns(['schedule_id', 'fire_at']).doNothing())
       .returning('id')
       .executeTakeFirst();
@@ -109,6 +118,11 @@ export class SchedulesRepo {
       .execute();
   }
 
+  /** Renews a running fire's lease: its owner is alive and still working on it. */
+  async renewFire(fireId: number, until: Date): Promise<void> {
+    await this.db.updateTable('schedule_fires').set({ lease_until: until.toISOString() }).where('id', '=', fireId).where('status', '=', 'running').execute();
+  }
+
   /** The newest recorded fire time of a schedule: catch-up starts after it. */
   async lastFireAt(scheduleId: number): Promise<Date | undefined> {
     const row = await this.db.selectFrom('schedule_fires').select('fire_at').where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').limit(1).executeTakeFirst();
@@ -120,9 +134,15 @@ export class SchedulesRepo {
     return this.db.selectFrom('schedule_fires').selectAll().where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
   }
 
-  /** Fires still marked running that were claimed before `before` (their process may have died). */
-  async runningFires(before: Date): Promise<ScheduleFireRow[]> {
-    return this.db.selectFrom('schedule_fires').selectAll().where('status', '=', 'running').where('created_at', '<', before.toISOString()).orderBy('id').execute();
+  /** Fires still marked running whose lease ran out: their process died (or stalled) half-way. */
+  async runningFires(now: Date): Promise<ScheduleFireRow[]> {
+    return this.db
+      .selectFrom('schedule_fires')
+      .selectAll()
+      .where('status', '=', 'running')
+      .where((eb) => eb.or([eb('lease_until', '<', now.toISOString()), eb('lease_until', 'is', null)]))
+      .orderBy('id')
+      .execute();
   }
 
   /** Claims a story for an on-publish schedule; false when it was claimed (sent, or present at creation) before. */

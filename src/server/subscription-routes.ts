@@ -54,16 +54,30 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     },
   );
 
+  // Opening the link only checks it and shows a button: mail scanners follow links (GET and HEAD),
+  // and double opt-in must be the person's own act. The button POSTs to the same URL.
   server.get<TokenQuery>('/confirm', async (request, reply) => {
+    const token = requireToken(request);
+    const subscriber = await (await app.subscriptions()).checkConfirm(token);
+    if (subscriber.status === 'active') return subscribedPage(reply, subscriber.email);
+    if (wantsJson(request)) return reply.send({ status: subscriber.status, confirm: 'POST this URL to confirm' });
+    return page(reply, 200, 'confirm', { title: 'Confirm your subscription', email: subscriber.email, token });
+  });
+
+  server.post<TokenQuery & { Body: FormBody }>('/confirm', async (request, reply) => {
     const subscriber = await (await app.subscriptions()).confirm(requireToken(request));
     if (wantsJson(request)) return reply.send({ status: subscriber.status });
+    return subscribedPage(reply, subscriber.email);
+  });
+
+  async function subscribedPage(reply: FastifyReply, email: string) {
     return page(reply, 200, 'message', {
       title: 'Subscribed',
       heading: 'You are subscribed',
-      text: `Thank you — emails will come to ${subscriber.email}. A welcome email with the latest stories is on its way.`,
+      text: `Thank you — emails will come to ${email}. A welcome email with the latest stories is on its way.`,
       link: { href: '/', label: 'Read the latest stories' },
     });
-  });
+  }
 
   // A GET never unsubscribes: mail scanners follow links. It shows one button instead.
   server.get<TokenQuery>('/unsubscribe', async (request, reply) => {

@@ -1,7 +1,7 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import { ConfigError, GazetteError } from '../errors.ts';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type KyselyPlugin } from 'kysely';
+import { ConfigError, DatabaseGoneError, DatabaseMissingError, GazetteError } from '../errors.ts';
 import { migrations } from './migrations.ts';
 import type { Database } from './schema.ts';
 
@@ -15,12 +15,49 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Where the database is, and whether opening may create it. */
+export interface StoreOptions {
+  databaseUrl: string | undefined;
+  dataDir: string;
+  /**
+   * True lets an absent database be created (serve, migrate, tests). False refuses with a
+   * DatabaseMissingError saying how to create one, so a mistyped data dir never silently starts
+   * an empty list. Default true.
+   */
+  create?: boolean;
+}
+
+/** How to make the database a command found missing. */
+const HOW_TO_CREATE = 'run `gazette migrate` to create it (`gazette serve` also does), or point GAZETTE_DATA_DIR / DATABASE_URL at the existing one';
+
 /** Opens DATABASE_URL (postgres://…) or the SQLite file in the data dir, and migrates it to the latest schema. */
-export async function openStore(options: { databaseUrl: string | undefined; dataDir: string }): Promise<Store> {
+export async function openStore(options: StoreOptions): Promise<Store> {
   const url = options.databaseUrl;
-  const store = url && /^postgres(ql)?:\/\//.test(url) ? await openPostgres(url) : await openSqlite(sqliteFile(url, options.dataDir));
+  const create = options.create ?? true;
+  let store: Store;
+  if (url && /^postgres(ql)?:\/\//.test(url)) {
+    store = await openPostgres(url);
+    if (!create && !(await hasMigrations(store))) {
+      await store.close();
+      throw new DatabaseMissingError(`the Postgres database at ${redact(url)} has no Gazette tables: ${HOW_TO_CREATE}`);
+    }
+  } else {
+    const file = sqliteFile(url, options.dataDir);
+    if (!create && file !== ':memory:' && !existsSync(file)) throw new DatabaseMissingError(`no database at ${file}: ${HOW_TO_CREATE}`);
+    store = await openSqlite(file);
+  }
   await migrate(store);
   return store;
+}
+
+async function hasMigrations(store: Store): Promise<boolean> {
+  const result = await sql<{ n: number | string }>`
+    select count(*) as n from information_schema.tables where table_schema = current_schema() and table_name = 'kysely_migration'`.execute(store.db);
+  return Number(result.rows[0]?.n ?? 0) > 0;
+}
+
+function redact(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
 
 function sqliteFile(url: string | undefined, dataDir: string): string {
@@ -40,8 +77,37 @@ async function openSqlite(file: string): Promise<Store> {
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('foreign_keys = ON');
   cachePreparedStatements(sqlite);
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const plugins = file === ':memory:' ? [] : [fileStaysPlugin(file)];
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }), plugins });
   return { db, dialect: 'sqlite', close: () => db.destroy() };
+}
+
+/**
+ * Checks, before queries, that the SQLite file is still the one opened. SQLite keeps writing into
+ * a deleted (or renamed-over) file without a word, so a send would report thousands of messages
+ * recorded into nothing; this turns that into a DatabaseGoneError. At most one stat per 100 ms.
+ */
+function fileStaysPlugin(file: string): KyselyPlugin {
+  const opened = statSync(file);
+  let checkedAt = 0;
+  return {
+    transformQuery(args) {
+      const now = Date.now();
+      if (now - checkedAt >= 100) {
+        checkedAt = now;
+        const current = statSync(file, { throwIfNoEntry: false });
+        if (!current || current.ino !== opened.ino || current.dev !== opened.dev) {
+          throw new DatabaseGoneError(
+            `the database file ${file} was ${current ? 'replaced' : 'deleted'} while Gazette was running: stopped so that nothing more is recorded into a file nobody can read; restore it (or ${HOW_TO_CREATE}) and start again`,
+          );
+        }
+      }
+      return args.node;
+    },
+    async transformResult(args) {
+      return args.result;
+    },
+  };
 }
 
 // Kysely prepares every query anew; the worker's hot path runs the same few statements

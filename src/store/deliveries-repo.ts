@@ -1,24 +1,19 @@
 import { sql, type Kysely } from 'kysely';
-import type { Audience, Database, DeliveryStatus, SubscriberStatus } from './schema.ts';
+import type { ClaimResult, DeliveryLedger, DeliveryOutcome, DeliveryToSend, OutcomeRecord } from '../delivery/delivery-ledger.ts';
+import type { Audience, Database, DeliveryStatus } from './schema.ts';
 
-/** What a worker needs to send one delivery. */
-export interface DeliveryToSend {
-  id: number;
-  editionId: number;
-  status: DeliveryStatus;
-  subscriberId: number;
-  email: string | null;
-  name: string | null;
-  subscriberStatus: SubscriberStatus | null;
-  suppressed: boolean;
-}
+/** Counts of an edition's deliveries by status; `sending` are the queued ones a worker holds right now. */
+export type DeliveryCounts = Record<DeliveryStatus, number> & { sending: number };
 
-/** Counts of an edition's deliveries by status. */
-export type DeliveryCounts = Record<DeliveryStatus, number>;
+/** Rows per statement: keeps IN lists far below SQLite's limits. */
+const CHUNK = 500;
 
 /** The delivery ledger: one row per (edition, subscriber), the truth about who was sent what. */
-export class DeliveriesRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+export class DeliveriesRepo implements DeliveryLedger {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   /**
    * Adds a delivery for each eligible subscriber after `afterId` (at most `limit`), skipping those
@@ -82,69 +77,122 @@ export class DeliveriesRepo {
     return rows.map((r) => r.id);
   }
 
-  /** The deliveries with their subscriber's address and standing, in one query. */
-  async forSending(ids: number[]): Promise<Map<number, DeliveryToSend>> {
-    if (ids.length === 0) return new Map();
+  /** Puts an edition's failed deliveries back in the queue with a fresh retry budget; returns their ids. */
+  async requeueFailed(editionId: number): Promise<number[]> {
+    const rows = await this.db
+      .updateTable('deliveries')
+      .set({ status: 'queued', attempts: 0, updated_at: this.now().toISOString() })
+      .where('edition_id', '=', editionId)
+      .where('status', '=', 'failed')
+      .returning('id')
+      .execute();
+    return rows.map((r) => r.id).sort((x, y) => x - y);
+  }
+
+  async claim(deliveryIds: readonly number[], claim: string, leaseMs: number): Promise<ClaimResult> {
+    const claimed: DeliveryToSend[] = [];
+    const finished: number[] = [];
+    const now = this.now().getTime();
+    for (let i = 0; i < deliveryIds.length; i += CHUNK) {
+      const ids = deliveryIds.slice(i, i + CHUNK);
+      const taken = await this.db
+        .updateTable('deliveries')
+        .set({ claim_token: claim, claim_until: now + leaseMs })
+        .where('id', 'in', ids)
+        .where('status', '=', 'queued')
+        .where((eb) => eb.or([eb('claim_token', 'is', null), eb('claim_until', '<', now), eb('claim_token', '=', claim)]))
+        .returning('id')
+        .execute();
+      const takenIds = new Set(taken.map((r) => r.id));
+      if (takenIds.size > 0) claimed.push(...(await this.toSend([...takenIds])));
+      const rest = ids.filter((id) => !takenIds.has(id));
+      if (rest.length > 0) {
+        const queued = new Set(
+          (await this.db.selectFrom('deliveries').select('id').where('id', 'in', rest).where('status', '=', 'queued').execute()).map((r) => r.id),
+        );
+        finished.push(...rest.filter((id) => !queued.has(id)));
+      }
+    }
+    return { claimed, finished };
+  }
+
+  async extend(claims: readonly string[], leaseMs: number): Promise<void> {
+    const until = this.now().getTime() + leaseMs;
+    for (let i = 0; i < claims.length; i += CHUNK) {
+      await this.db.updateTable('deliveries').set({ claim_until: until }).where('claim_token', 'in', claims.slice(i, i + CHUNK)).where('status', '=', 'queued').execute();
+    }
+  }
+
+  async record(records: readonly OutcomeRecord[]): Promise<number[]> {
+    if (records.length === 0) return [];
+    const at = this.now().toISOString();
+    const written = new Set<number>();
+    const sent = new Map<string, number[]>();
+    const others: { deliveryId: number; claim: string; outcome: Exclude<DeliveryOutcome, { status: 'sent' }> }[] = [];
+    for (const { deliveryId, claim, outcome } of records) {
+      if (outcome.status !== 'sent') others.push({ deliveryId, claim, outcome });
+      else sent.set(claim, [...(sent.get(claim) ?? []), deliveryId]);
+    }
+    await this.db.transaction().execute(async (trx) => {
+      // The group commit: one statement per claim for every message sent.
+      for (const [claim, ids] of sent) {
+        for (let i = 0; i < ids.length; i += CHUNK) {
+          const rows = await fenced(trx, claim, ids.slice(i, i + CHUNK))
+            .set({ status: 'sent', attempts: sql`attempts + 1`, last_error: null, updated_at: at, sent_at: at, claim_token: null, claim_until: null })
+            .returning('id')
+            .execute();
+          for (const row of rows) written.add(row.id);
+        }
+      }
+      for (const { deliveryId, claim, outcome } of others) {
+        const row = await fenced(trx, claim, [deliveryId]).set(outcomeUpdate(outcome, at)).returning(['id', 'subscriber_id']).executeTakeFirst();
+        if (!row) continue;
+        written.add(row.id);
+        if (outcome.status === 'bounced') await suppressBounced(trx, row.subscriber_id, deliveryId, outcome.error, at);
+      }
+    });
+    return records.map((r) => r.deliveryId).filter((id) => !written.has(id));
+  }
+
+  private async toSend(ids: number[]): Promise<DeliveryToSend[]> {
     const rows = await this.db
       .selectFrom('deliveries as d')
       .leftJoin('subscribers as s', 's.id', 'd.subscriber_id')
       .leftJoin('suppressions as x', 'x.email_key', 's.email_key')
-      .select(['d.id', 'd.edition_id', 'd.status', 'd.subscriber_id', 's.email', 's.name', 's.status as subscriber_status', 'x.email_key as suppressed_key'])
+      .select(['d.id', 'd.edition_id', 'd.subscriber_id', 'd.attempts', 's.email', 's.name', 's.status as subscriber_status', 'x.email_key as suppressed_key'])
       .where('d.id', 'in', ids)
+      .orderBy('d.id')
       .execute();
-    return new Map(
-      rows.map((r) => [
-        r.id,
-        {
-          id: r.id,
-          editionId: r.edition_id,
-          status: r.status,
-          subscriberId: r.subscriber_id,
-          email: r.email,
-          name: r.name,
-          subscriberStatus: r.subscriber_status,
-          suppressed: r.suppressed_key !== null,
-        },
-      ]),
-    );
-  }
-
-  /** Records the outcome of one attempt; `status` queued keeps it for a retry. */
-  async record(id: number, status: DeliveryStatus, now: Date, error: string | null = null): Promise<void> {
-    await this.db
-      .updateTable('deliveries')
-      .set({
-        status,
-        attempts: sql`attempts + 1`,
-        last_error: error,
-        updated_at: now.toISOString(),
-        ...(status === 'sent' ? { sent_at: now.toISOString() } : {}),
-      })
-      .where('id', '=', id)
-      .execute();
-  }
-
-  /** Marks several deliveries sent in one statement (the worker's group commit). */
-  async recordSent(ids: readonly number[], now: Date): Promise<void> {
-    if (ids.length === 0) return;
-    const at = now.toISOString();
-    await this.db
-      .updateTable('deliveries')
-      .set({ status: 'sent', attempts: sql`attempts + 1`, last_error: null, updated_at: at, sent_at: at })
-      .where('id', 'in', ids)
-      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      editionId: r.edition_id,
+      subscriberId: r.subscriber_id,
+      attempts: r.attempts,
+      email: r.email,
+      name: r.name,
+      subscriberStatus: r.subscriber_status,
+      suppressed: r.suppressed_key !== null,
+    }));
   }
 
   /** Counts by status of one edition. */
   async counts(editionId: number): Promise<DeliveryCounts> {
+    const now = this.now().getTime();
     const rows = await this.db
       .selectFrom('deliveries')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('count')])
+      .select([
+        'status',
+        (eb) => eb.fn.countAll<number>().as('count'),
+        sql<number>`sum(case when claim_until > ${now} then 1 else 0 end)`.as('claimed'),
+      ])
       .where('edition_id', '=', editionId)
       .groupBy('status')
       .execute();
-    const counts: DeliveryCounts = { queued: 0, sent: 0, failed: 0, bounced: 0, skipped: 0 };
-    for (const row of rows) counts[row.status] = Number(row.count);
+    const counts: DeliveryCounts = { queued: 0, sent: 0, failed: 0, bounced: 0, skipped: 0, sending: 0 };
+    for (const row of rows) {
+      counts[row.status] = Number(row.count);
+      if (row.status === 'queued') counts.sending = Number(row.claimed ?? 0);
+    }
     return counts;
   }
 
@@ -168,4 +216,40 @@ export class DeliveriesRepo {
       .executeTakeFirst();
     return { sentSince: Number(row.sent_since ?? 0), lastUpdate: (row.last_update as string | null) ?? null, lastError: error?.last_error ?? null };
   }
+}
+
+/** The columns an outcome other than `sent` writes; the claim is given up in every case. */
+function outcomeUpdate(outcome: Exclude<DeliveryOutcome, { status: 'sent' }>, at: string) {
+  const base = { updated_at: at, claim_token: null, claim_until: null };
+  const attempted = { attempts: sql<number>`attempts + 1` };
+  switch (outcome.status) {
+    case 'retry':
+      return { ...base, status: 'queued' as const, ...(outcome.error !== undefined ? { last_error: outcome.error } : {}), ...(outcome.counts ? attempted : {}) };
+    case 'skipped':
+      return { ...base, status: 'skipped' as const, last_error: outcome.reason };
+    case 'failed':
+    case 'bounced':
+      return { ...base, status: outcome.status, last_error: outcome.error, ...attempted };
+  }
+}
+
+/** An update of one claim's queued deliveries: the fence every outcome write goes through. */
+function fenced(trx: Kysely<Database>, claim: string, ids: number[]) {
+  return trx.updateTable('deliveries').where('id', 'in', ids).where('claim_token', '=', claim).where('status', '=', 'queued');
+}
+
+/** A hard bounce: the address goes on the suppression list (tied to the delivery) and the subscriber is bounced. */
+async function suppressBounced(trx: Kysely<Database>, subscriberId: number, deliveryId: number, detail: string, at: string): Promise<void> {
+  await trx
+    .insertInto('suppressions')
+    .columns(['email_key', 'reason', 'detail', 'created_at', 'delivery_id'])
+    .expression((eb) =>
+      eb
+        .selectFrom('subscribers')
+        .select((s) => ['email_key', s.val('bounced').as('reason'), s.val(detail).as('detail'), s.val(at).as('created_at'), s.val(deliveryId).as('delivery_id')])
+        .where('id', '=', subscriberId),
+    )
+    .onConflict((oc) => oc.column('email_key').doNothing())
+    .execute();
+  await trx.updateTable('subscribers').set({ status: 'bounced', updated_at: at }).where('id', '=', subscriberId).where('status', '=', 'active').execute();
 }

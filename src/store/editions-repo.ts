@@ -1,11 +1,15 @@
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
+import type { EditionOrigin } from '../content/model.ts';
+import type { EditionStore } from '../delivery/edition-store.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
-import type { Audience, Database, EditionRow, EditionStatus } from './schema.ts';
+import type { Audience, Database, EditionRow, EditionStatus, PauseKind } from './schema.ts';
 
-/** An edition as stored, with its compiled render decoded. */
-export interface StoredEdition extends Omit<EditionRow, 'story_slugs' | 'compiled'> {
+/** An edition as stored, with its compiled render and origin decoded. */
+export interface StoredEdition extends Omit<EditionRow, 'story_slugs' | 'compiled' | 'origin'> {
   storySlugs: string[];
   compiled: CompiledEdition;
+  /** Undefined for editions made before the origin was kept: their sender and links come from site.yaml. */
+  origin: EditionOrigin | undefined;
 }
 
 /** A new edition to store. */
@@ -15,14 +19,25 @@ export interface NewEdition {
   audience: Audience;
   storySlugs: string[];
   compiled: CompiledEdition;
+  origin: EditionOrigin;
   htmlBytes: number;
   coversUntil: Date;
   scheduleId?: number | null;
 }
 
-/** Editions and their compiled renders. */
+/** Statuses of an edition whose send is over. */
+export const FINISHED_STATUSES: readonly EditionStatus[] = ['sent', 'incomplete', 'failed'];
+
+/** The first wait after an outage pause; each further one doubles it, up to OUTAGE_BACKOFF_MAX_MS. */
+export const OUTAGE_BACKOFF_MS = 30_000;
+export const OUTAGE_BACKOFF_MAX_MS = 15 * 60_000;
+
+/** Editions, their compiled renders and the state of their sends. */
 export class EditionsRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
 
   /** Stores a new edition (status draft); returns its id. */
   async insert(edition: NewEdition, now: Date): Promise<number> {
@@ -36,6 +51,7 @@ export class EditionsRepo {
         preheader: edition.compiled.preheader,
         story_slugs: JSON.stringify(edition.storySlugs),
         compiled: JSON.stringify(edition.compiled),
+        origin: JSON.stringify(edition.origin),
         html_bytes: edition.htmlBytes,
         covers_until: edition.coversUntil.toISOString(),
         status: 'draft',
@@ -44,6 +60,10 @@ export class EditionsRepo {
         enqueued_at: null,
         completed_at: null,
         schedule_id: edition.scheduleId ?? null,
+        pause_kind: null,
+        resume_at: null,
+        outage_pauses: 0,
+        audience_closed_at: null,
       })
       .returning('id')
       .executeTakeFirstOrThrow();
@@ -57,10 +77,10 @@ export class EditionsRepo {
   }
 
   /** All editions, newest first, without their compiled render (for listings). */
-  async list(limit = 100): Promise<Omit<EditionRow, 'compiled'>[]> {
+  async list(limit = 100): Promise<Omit<EditionRow, 'compiled' | 'origin'>[]> {
     return this.db
       .selectFrom('editions')
-      .select(['id', 'list_slug', 'kind', 'audience', 'subject', 'preheader', 'story_slugs', 'html_bytes', 'covers_until', 'status', 'last_error', 'created_at', 'enqueued_at', 'completed_at', 'schedule_id'])
+      .select(['id', 'list_slug', 'kind', 'audience', 'subject', 'preheader', 'story_slugs', 'html_bytes', 'covers_until', 'status', 'last_error', 'created_at', 'enqueued_at', 'completed_at', 'schedule_id', 'pause_kind', 'resume_at', 'outage_pauses', 'audience_closed_at'])
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
@@ -68,24 +88,106 @@ export class EditionsRepo {
 
   /** The newest edition of a list that was sent (or is being sent): where --since-last starts. */
   async lastSent(listSlug: string, audience?: Audience): Promise<StoredEdition | undefined> {
-    let query = this.db.selectFrom('editions').selectAll().where('list_slug', '=', listSlug).where('status', 'in', ['sending', 'paused', 'sent']);
+    let query = this.db.selectFrom('editions').selectAll().where('list_slug', '=', listSlug).where('status', 'in', ['sending', 'paused', ...FINISHED_STATUSES]);
     if (audience) query = query.where('audience', 'in', ['all', audience]);
     const row = await query.orderBy('covers_until', 'desc').orderBy('id', 'desc').executeTakeFirst();
     return row && decode(row);
   }
 
-  /** Sets the status (and its timestamp) and the error shown by `gazette status`. */
+  /** Sets the status (and its timestamp) and the error shown by `gazette status`; a status other than paused clears the pause. */
   async setStatus(id: number, status: EditionStatus, now: Date, lastError: string | null = null): Promise<void> {
     await this.db
       .updateTable('editions')
       .set({
         status,
         last_error: lastError,
-        ...(status === 'sending' ? { enqueued_at: now.toISOString() } : {}),
-        ...(status === 'sent' ? { completed_at: now.toISOString() } : {}),
+        ...(status === 'sending' ? { enqueued_at: now.toISOString(), completed_at: null } : {}),
+        ...(FINISHED_STATUSES.includes(status) ? { completed_at: now.toISOString() } : {}),
+        ...(status !== 'paused' ? { pause_kind: null, resume_at: null } : {}),
       })
       .where('id', '=', id)
       .execute();
+  }
+
+  /**
+   * Pauses a send in progress, with the reason; an outage pause also says when a worker may try
+   * again (a backoff that grows with each outage pause in a row). False when it was not sending.
+   */
+  async pause(id: number, kind: PauseKind, reason: string): Promise<boolean> {
+    const now = this.now();
+    const row = await this.db.selectFrom('editions').select('outage_pauses').where('id', '=', id).executeTakeFirst();
+    const outages = (row?.outage_pauses ?? 0) + (kind === 'outage' ? 1 : 0);
+    const wait = Math.min(OUTAGE_BACKOFF_MAX_MS, OUTAGE_BACKOFF_MS * 2 ** Math.max(0, outages - 1));
+    const result = await this.db
+      .updateTable('editions')
+      .set({
+        status: 'paused',
+        pause_kind: kind,
+        last_error: reason,
+        outage_pauses: outages,
+        resume_at: kind === 'outage' ? new Date(now.getTime() + wait).toISOString() : null,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'sending')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Editions paused by an outage whose wait is over: a worker tries them again. */
+  async outagesDue(): Promise<number[]> {
+    const rows = await this.db
+      .selectFrom('editions')
+      .select('id')
+      .where('status', '=', 'paused')
+      .where('pause_kind', '=', 'outage')
+      .where('resume_at', '<=', this.now().toISOString())
+      .orderBy('id')
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Resumes a paused edition (false when it was not paused); `operator` also forgets earlier outages. */
+  async resume(id: number, by: 'operator' | 'worker'): Promise<boolean> {
+    const result = await this.db
+      .updateTable('editions')
+      .set({ status: 'sending', pause_kind: null, resume_at: null, last_error: null, enqueued_at: this.now().toISOString(), ...(by === 'operator' ? { outage_pauses: 0 } : {}) })
+      .where('id', '=', id)
+      .where('status', '=', 'paused')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  /**
+   * Closes a send whose deliveries are all done: sent when none failed, failed when all did,
+   * incomplete otherwise. Returns the new status, or undefined while deliveries are still queued
+   * (or the edition is not sending).
+   */
+  async finish(id: number): Promise<EditionStatus | undefined> {
+    const counts = await this.db
+      .selectFrom('deliveries')
+      .select([
+        sql<number>`sum(case when status = 'queued' then 1 else 0 end)`.as('queued'),
+        sql<number>`sum(case when status = 'sent' then 1 else 0 end)`.as('sent'),
+        sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
+      ])
+      .where('edition_id', '=', id)
+      .executeTakeFirstOrThrow();
+    if (Number(counts.queued ?? 0) > 0) return undefined;
+    const failed = Number(counts.failed ?? 0);
+    const status: EditionStatus = failed === 0 ? 'sent' : Number(counts.sent ?? 0) === 0 ? 'failed' : 'incomplete';
+    const lastError = failed === 0 ? null : `${failed} ${failed === 1 ? 'delivery' : 'deliveries'} failed after every retry: run \`gazette send ${id}\` to try them again`;
+    const result = await this.db
+      .updateTable('editions')
+      .set({ status, last_error: lastError, completed_at: this.now().toISOString(), outage_pauses: 0 })
+      .where('id', '=', id)
+      .where('status', '=', 'sending')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0 ? status : undefined;
+  }
+
+  /** Notes that the send has added every subscriber there was: a later send adds nobody new unless asked to. */
+  async closeAudience(id: number): Promise<void> {
+    await this.db.updateTable('editions').set({ audience_closed_at: this.now().toISOString() }).where('id', '=', id).where('audience_closed_at', 'is', null).execute();
   }
 
   /** Ids of editions currently paused: workers hold their jobs back. */
@@ -95,6 +197,26 @@ export class EditionsRepo {
 }
 
 function decode(row: EditionRow): StoredEdition {
-  const { story_slugs, compiled, ...rest } = row;
-  return { ...rest, storySlugs: JSON.parse(story_slugs) as string[], compiled: JSON.parse(compiled) as CompiledEdition };
+  const { story_slugs, compiled, origin, ...rest } = row;
+  return {
+    ...rest,
+    storySlugs: JSON.parse(story_slugs) as string[],
+    compiled: JSON.parse(compiled) as CompiledEdition,
+    origin: origin ? (JSON.parse(origin) as EditionOrigin) : undefined,
+  };
+}
+
+/** The worker's view of the editions (its EditionStore port), over this repository. */
+export function editionStoreOf(repo: EditionsRepo): EditionStore {
+  return {
+    async find(id) {
+      const edition = await repo.find(id);
+      return edition && { id: edition.id, listSlug: edition.list_slug, compiled: edition.compiled, origin: edition.origin };
+    },
+    pausedIds: () => repo.pausedIds(),
+    pause: (id, kind, reason) => repo.pause(id, kind, reason),
+    outagesDue: () => repo.outagesDue(),
+    resume: (id, by) => repo.resume(id, by),
+    finish: (id) => repo.finish(id),
+  };
 }

@@ -152,5 +152,58 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('schedules').ifExists().execute();
       },
     },
+    '0004_fenced_ledger_notices': {
+      async up(db: Db) {
+        // SQLite takes one column per ALTER TABLE.
+        const addColumns = async (table: string, columns: [string, 'text' | 'integer' | 'bigint'][]) => {
+          for (const [name, type] of columns) await db.schema.alterTable(table).addColumn(name, type).execute();
+        };
+        await addColumns('queue_jobs', [['lease_token', 'text']]);
+        await db.schema
+          .createTable('queue_holds')
+          .ifNotExists()
+          .addColumn('group_id', 'integer', (col) => col.primaryKey())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .execute();
+        await addColumns('deliveries', [
+          ['claim_token', 'text'],
+          ['claim_until', 'bigint'],
+        ]);
+        await addColumns('suppressions', [['delivery_id', 'integer']]);
+        await addColumns('editions', [
+          ['pause_kind', 'text'],
+          ['resume_at', 'text'],
+          ['outage_pauses', 'integer'],
+          ['origin', 'text'],
+          ['audience_closed_at', 'text'],
+        ]);
+        await addColumns('schedule_fires', [['lease_until', 'text']]);
+        await id(db, 'notices')
+          .addColumn('kind', 'text', (col) => col.notNull())
+          .addColumn('subscriber_id', 'integer')
+          .addColumn('email', 'text', (col) => col.notNull())
+          .addColumn('mailbox_key', 'text', (col) => col.notNull())
+          .addColumn('ip', 'text')
+          .addColumn('envelope_from', 'text', (col) => col.notNull())
+          .addColumn('message_key', 'text', (col) => col.notNull())
+          .addColumn('raw', 'text', (col) => col.notNull())
+          .addColumn('status', 'text', (col) => col.notNull())
+          .addColumn('attempts', 'integer', (col) => col.notNull().defaultTo(0))
+          .addColumn('last_error', 'text')
+          .addColumn('available_at', 'bigint', (col) => col.notNull())
+          .addColumn('claim_token', 'text')
+          .addColumn('claim_until', 'bigint')
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('sent_at', 'text')
+          .execute();
+        await db.schema.createIndex('notices_due').ifNotExists().on('notices').columns(['status', 'available_at']).execute();
+        await db.schema.createIndex('notices_mailbox').ifNotExists().on('notices').columns(['mailbox_key', 'created_at']).execute();
+        await db.schema.createIndex('notices_ip').ifNotExists().on('notices').columns(['ip', 'created_at']).execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('notices').ifExists().execute();
+        await db.schema.dropTable('queue_holds').ifExists().execute();
+      },
+    },
   };
 }

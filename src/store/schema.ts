@@ -37,15 +37,26 @@ export interface SubscriptionsTable {
   created_at: Timestamp;
 }
 
+/** Why an address is suppressed. */
+export type SuppressionReason = 'bounced' | 'complained' | 'manual';
+
 export interface SuppressionsTable {
   email_key: string;
-  reason: 'bounced' | 'complained' | 'manual';
+  reason: SuppressionReason;
   detail: string | null;
   created_at: Timestamp;
+  /** The delivery whose bounce suppressed it, so an edition's bounces can be lifted together. */
+  delivery_id: number | null;
 }
 
-/** Where an edition's send stands. */
-export type EditionStatus = 'draft' | 'sending' | 'paused' | 'sent';
+/**
+ * Where an edition's send stands. `sent`: every delivery done and none failed; `incomplete`: done,
+ * some failed after their retries; `failed`: every delivery failed; `paused`: held (see pause_kind).
+ */
+export type EditionStatus = 'draft' | 'sending' | 'paused' | 'sent' | 'incomplete' | 'failed';
+
+/** Why an edition is paused: the server refuses us (fix, then resume), an outage (resumed by itself), or an operator. */
+export type PauseKind = 'refused' | 'outage' | 'operator';
 
 /** Who of a list's subscribers an edition goes to: everyone, or those at one frequency. */
 export type Audience = 'all' | Frequency;
@@ -71,6 +82,15 @@ export interface EditionsTable {
   completed_at: Timestamp | null;
   /** The schedule that made it, if any. */
   schedule_id: number | null;
+  pause_kind: PauseKind | null;
+  /** When an outage-paused edition is tried again (a worker resumes it). */
+  resume_at: Timestamp | null;
+  /** Outage pauses in a row without progress: the backoff before the next try. */
+  outage_pauses: number | null;
+  /** JSON of the EditionOrigin (base URL, sender, list) it was made with; null on editions made before it was kept. */
+  origin: string | null;
+  /** When the first send had added every subscriber: later sends add nobody new unless asked to. */
+  audience_closed_at: Timestamp | null;
 }
 
 /** Where one delivery stands. */
@@ -86,6 +106,10 @@ export interface DeliveriesTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   sent_at: Timestamp | null;
+  /** The worker claim that may write this delivery's outcome (a fence against late writers); null when free. */
+  claim_token: string | null;
+  /** Epoch milliseconds until which the claim holds. */
+  claim_until: number | null;
 }
 
 /** The embedded queue: one row per job waiting or leased; a finished job's row is deleted. */
@@ -98,7 +122,45 @@ export interface QueueJobsTable {
   available_at: number;
   /** Epoch milliseconds until which a worker holds it; null when free. */
   lease_until: number | null;
+  /** Who holds the lease: ack/retry with another token change nothing. */
+  lease_token: string | null;
   attempts: number;
+}
+
+/** Editions whose jobs are held back (paused): reserve skips them. */
+export interface QueueHoldsTable {
+  group_id: number;
+  created_at: Timestamp;
+}
+
+/** What a notice is: the confirmation of a subscription, the welcome after it, or a reminder to an active subscriber. */
+export type NoticeKind = 'confirm' | 'welcome' | 'already-subscribed';
+
+/** Where a notice stands. */
+export type NoticeStatus = 'queued' | 'sent' | 'failed' | 'bounced';
+
+/** Transactional messages (confirmations, welcomes), built whole when asked for and sent by a worker. */
+export interface NoticesTable {
+  id: Generated<number>;
+  kind: NoticeKind;
+  subscriber_id: number | null;
+  email: string;
+  /** The address with +tags (and Gmail dots) folded: throttles count per mailbox, not per alias. */
+  mailbox_key: string;
+  /** The client IP that asked for it, for the per-IP limit. */
+  ip: string | null;
+  envelope_from: string;
+  message_key: string;
+  /** The whole message, unsigned (the worker signs it). */
+  raw: string;
+  status: NoticeStatus;
+  attempts: number;
+  last_error: string | null;
+  available_at: number;
+  claim_token: string | null;
+  claim_until: number | null;
+  created_at: Timestamp;
+  sent_at: Timestamp | null;
 }
 
 /** Every table Gazette keeps, for Kysely's types. */
@@ -109,6 +171,8 @@ export interface Database {
   editions: EditionsTable;
   deliveries: DeliveriesTable;
   queue_jobs: QueueJobsTable;
+  queue_holds: QueueHoldsTable;
+  notices: NoticesTable;
   schedules: SchedulesTable;
   schedule_fires: ScheduleFiresTable;
   schedule_published: SchedulePublishedTable;
@@ -161,6 +225,8 @@ export interface ScheduleFiresTable {
   detail: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  /** A running fire's owner renews this while it works; once past, the next scheduler tick resumes the fire. */
+  lease_until: Timestamp | null;
 }
 
 /** Stories an on-publish schedule has seen: each is sent once; the ones present at creation are not sent. */

@@ -120,13 +120,16 @@ export class SubscribersRepo {
     await this.db.updateTable('subscribers').set({ confirmation_sent_at: now.toISOString() }).where('id', '=', id).execute();
   }
 
-  /** Replaces the subscriber's lists with `lists`. */
+  /** Replaces the subscriber's lists with `lists`; safe when two requests do it at once (an upsert, not delete-then-insert). */
   async replaceLists(id: number, lists: ListChoice[], now: Date): Promise<void> {
-    await this.db.deleteFrom('subscriptions').where('subscriber_id', '=', id).execute();
+    let gone = this.db.deleteFrom('subscriptions').where('subscriber_id', '=', id);
+    if (lists.length > 0) gone = gone.where('list_slug', 'not in', lists.map((l) => l.slug));
+    await gone.execute();
     if (lists.length === 0) return;
     await this.db
       .insertInto('subscriptions')
       .values(lists.map((l) => ({ subscriber_id: id, list_slug: l.slug, frequency: l.frequency, created_at: now.toISOString() })))
+      .onConflict((oc) => oc.columns(['subscriber_id', 'list_slug']).doUpdateSet((eb) => ({ frequency: eb.ref('excluded.frequency') })))
       .execute();
   }
 

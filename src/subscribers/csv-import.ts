@@ -4,6 +4,7 @@ import type { MailingList } from '../content/model.ts';
 import { InputError } from '../errors.ts';
 import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../store/schema.ts';
 import type { ListChoice, NewSubscriber } from '../store/subscribers-repo.ts';
+import { parseDisplayName } from './display-name.ts';
 import { parseEmailAddress } from './email-address.ts';
 
 /** What an import needs from the store; SubscribersRepo provides it. */
@@ -331,9 +332,8 @@ function parseRow(record: string[], columns: Columns, defaults: RowDefaults): Ne
   const field = (index: number | undefined) => (index === undefined ? '' : unescapeFormula(record[index] ?? '').trim());
   const email = parseEmailAddress(field(columns.email));
   if ('error' in email) return email;
-  const name = field(columns.name);
-  if (/[\r\n]/.test(name)) return { error: 'name: must not contain line breaks' };
-  if (name.length > 100) return { error: `name: at most 100 characters (got ${name.length})` };
+  const name = columns.name === undefined ? null : parseDisplayName(unescapeFormula(record[columns.name] ?? ''));
+  if (name !== null && typeof name === 'object') return name;
   const status = parseStatus(field(columns.status), defaults.status);
   if (typeof status !== 'string') return status;
   const frequency = field(columns.frequency) || defaults.choice.frequency;
@@ -341,7 +341,7 @@ function parseRow(record: string[], columns: Columns, defaults: RowDefaults): Ne
   // People who left stay without lists, as unsubscribing leaves them.
   const lists = status === 'active' || status === 'pending' ? cachedLists(field(columns.lists), defaults, frequency as Frequency) : [];
   if (!Array.isArray(lists)) return lists;
-  return { email: email.address, emailKey: email.key, name: name || null, status, source: defaults.source, consentIp: null, lists };
+  return { email: email.address, emailKey: email.key, name, status, source: defaults.source, consentIp: null, lists };
 }
 
 function parseStatus(value: string, fallback: SubscriberStatus): SubscriberStatus | { error: string } {

@@ -1,23 +1,27 @@
 import { publishedStories } from '../content/load-content.ts';
-import type { Content, MailingList } from '../content/model.ts';
-import type { MessageSigner } from '../delivery/dkim.ts';
-import { prepareMessageTemplate, type MessageTemplate } from '../delivery/mime-message.ts';
-import { sendOne } from '../delivery/send-one.ts';
-import type { Transport } from '../delivery/transport.ts';
+import type { Content, MailingList, Site } from '../content/model.ts';
+import { prepareMessageTemplate, renderMessage, type MessageTemplate } from '../delivery/mime-message.ts';
 import { composeEdition } from '../edition/compose-edition.ts';
 import { ConflictError, InputError } from '../errors.ts';
 import { confirmUrl, recipientLinks } from '../links/recipient-links.ts';
 import type { TokenPurpose, TokenSigner } from '../links/tokens.ts';
 import { compileEdition, compileEmail } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
-import { recipientValues } from '../render/slots.ts';
-import { FREQUENCIES, type Frequency } from '../store/schema.ts';
+import { recipientValues, slotMarker } from '../render/slots.ts';
+import type { NewNotice } from '../store/notices-repo.ts';
+import { FREQUENCIES, type Frequency, type NoticeKind } from '../store/schema.ts';
 import type { ListChoice, SubscribersRepo, SubscriberWithLists } from '../store/subscribers-repo.ts';
+import { parseDisplayName } from './display-name.ts';
 import { parseEmailAddress } from './email-address.ts';
 import { LinkError } from './link-error.ts';
+import { mailboxKey } from './mailbox-key.ts';
 
-/** A pending address gets at most one confirmation email per this many milliseconds. */
+/** A mailbox gets at most one confirmation (or reminder) per this many milliseconds… */
 export const CONFIRMATION_THROTTLE_MS = 10 * 60_000;
+/** …and at most this many a day. */
+export const CONFIRMATIONS_PER_MAILBOX_PER_DAY = 5;
+/** One client IP may ask for at most this many confirmations an hour. */
+export const CONFIRMATIONS_PER_IP_PER_HOUR = 20;
 
 /** What a subscribe request asks for, as it arrived. */
 export interface SubscribeRequest {
@@ -30,37 +34,62 @@ export interface SubscribeRequest {
 }
 
 /** What happened, for logs and tests; callers must answer the visitor the same way whatever it is. */
-export type SubscribeOutcome = 'confirmation-sent' | 'throttled' | 'already-active' | 'suppressed';
+export type SubscribeOutcome = 'confirmation-queued' | 'reminder-queued' | 'throttled' | 'suppressed';
+
+/** Where notices go: the table a worker sends them from, and a nudge for a worker in this process. */
+export interface NoticeQueue {
+  add(notice: NewNotice): Promise<number>;
+  countSince(by: { mailboxKey: string } | { ip: string }, kinds: readonly NoticeKind[], since: Date): Promise<number>;
+}
 
 /** What the service needs from the rest of the app. */
 export interface SubscriptionDeps {
   repo: SubscribersRepo;
-  transport: Transport;
+  notices: NoticeQueue;
+  /** Tells a worker in this process that a notice is waiting (it would find it at its next poll anyway). */
+  wake: () => void;
   content: () => Promise<Content>;
   templates: EmailTemplates;
   tokens: TokenSigner;
-  signMessage: MessageSigner;
   now: () => Date;
 }
 
-/** Double opt-in subscription, confirmation, one-click unsubscribe and preferences. */
+const NOTICE_KINDS_THROTTLED: readonly NoticeKind[] = ['confirm', 'already-subscribed'];
+
+/**
+ * Double opt-in subscription, confirmation, one-click unsubscribe and preferences. Emails are
+ * built here and queued as notices for a worker: a request never waits on SMTP, so its answer and
+ * its timing are the same whether the address is new, pending or already subscribed.
+ */
 export class SubscriptionService {
   private readonly welcomeCache = new Map<string, Promise<MessageTemplate>>();
-  private confirmTemplate: { key: string; template: Promise<MessageTemplate> } | undefined;
+  private readonly noticeCache = new Map<string, Promise<MessageTemplate>>();
+  private lastGood: Content | undefined;
 
   constructor(private readonly deps: SubscriptionDeps) {}
 
-  /** Stores a pending subscriber and sends the confirmation email (at most one per 10 minutes). */
+  /**
+   * Stores a pending subscriber and queues the confirmation email; an address already subscribed
+   * is sent a note with a link to its preferences instead (and nothing about it changes). Mail to
+   * one mailbox (+tags and Gmail dots folded) and from one IP is throttled.
+   */
   async subscribe(request: SubscribeRequest): Promise<SubscribeOutcome> {
     const { repo, now } = this.deps;
-    const content = await this.deps.content();
+    const content = await this.content();
     const email = parseEmailAddress(request.email);
     if ('error' in email) throw new InputError(email.error);
-    const name = parseName(request.name);
+    const name = nameOrError(request.name);
     const lists = parseListChoices(content.site.lists, request.lists, request.frequency);
     if (await repo.isSuppressed(email.key)) return 'suppressed';
     const existing = await repo.findByEmail(email.key);
+    if (existing && (existing.status === 'bounced' || existing.status === 'complained')) return 'suppressed';
     const at = now();
+    const mailbox = mailboxKey(email.address);
+    if (await this.throttled(mailbox, request.ip, at)) return 'throttled';
+    if (existing?.status === 'active') {
+      await this.queueNotice(content, 'already-subscribed', existing.id, existing.email, mailbox, request.ip);
+      return 'reminder-queued';
+    }
     let id: number;
     if (!existing) {
       try {
@@ -75,17 +104,13 @@ export class SubscriptionService {
         throw error;
       }
     } else {
-      if (existing.status === 'active') return 'already-active';
-      if (existing.status === 'bounced' || existing.status === 'complained') return 'suppressed';
       id = existing.id;
-      const sentAt = existing.confirmation_sent_at ? Date.parse(existing.confirmation_sent_at) : 0;
       await repo.refresh(id, { name: name ?? existing.name, consentIp: request.ip ?? null, status: 'pending' }, at);
       await repo.replaceLists(id, lists, at);
-      if (existing.status === 'pending' && at.getTime() - sentAt < CONFIRMATION_THROTTLE_MS) return 'throttled';
     }
-    await this.sendConfirmation(content, id, email.address, name, lists);
+    await this.queueNotice(content, 'confirm', id, email.address, mailbox, request.ip, lists);
     await repo.markConfirmationSent(id, at);
-    return 'confirmation-sent';
+    return 'confirmation-queued';
   }
 
   /**
@@ -97,12 +122,12 @@ export class SubscriptionService {
     const { repo } = this.deps;
     const email = parseEmailAddress(request.email);
     if ('error' in email) throw new InputError(email.error);
-    const name = parseName(request.name);
-    const lists = parseListChoices((await this.deps.content()).site.lists, request.lists, request.frequency);
+    const name = nameOrError(request.name);
+    const lists = parseListChoices((await this.content()).site.lists, request.lists, request.frequency);
     const existing = await repo.findByEmail(email.key);
     if (existing) throw new ConflictError(`already subscribed: ${existing.email} (${existing.status})`);
     if (await repo.isSuppressed(email.key)) {
-      throw new ConflictError(`${email.address} is on the suppression list (it bounced, complained or was removed by hand)`);
+      throw new ConflictError(`${email.address} is on the suppression list (it bounced, complained or was removed by hand): lift it with \`gazette subscribers unsuppress ${email.address}\` first`);
     }
     if (request.confirmed) {
       const id = await repo.insert({ email: email.address, emailKey: email.key, name, status: 'active', source: request.source, consentIp: null, lists }, this.deps.now());
@@ -112,15 +137,22 @@ export class SubscriptionService {
     return (await repo.findByEmail(email.key))!;
   }
 
-  /** Activates the subscriber a confirm token names, and sends the welcome email once. */
+  /** Activates the subscriber a confirm token names, and queues the welcome email once. */
   async confirm(token: string): Promise<SubscriberWithLists> {
     const subscriber = await this.subscriberFor(token, 'confirm');
     if (subscriber.status === 'active') return subscriber;
     if (subscriber.status !== 'pending') throw new LinkError('not-pending');
     await this.deps.repo.setStatus(subscriber.id, 'active', this.deps.now());
     const active = { ...subscriber, status: 'active' as const };
-    await this.sendWelcome(active);
+    await this.queueWelcome(active);
     return active;
+  }
+
+  /** Checks a confirm token without using it: the page a link opens shows a button that POSTs. */
+  async checkConfirm(token: string): Promise<SubscriberWithLists> {
+    const subscriber = await this.subscriberFor(token, 'confirm');
+    if (subscriber.status !== 'pending' && subscriber.status !== 'active') throw new LinkError('not-pending');
+    return subscriber;
   }
 
   /** Unsubscribes from every list at once (RFC 8058 one-click); repeating it changes nothing. */
@@ -158,41 +190,86 @@ export class SubscriptionService {
     return subscriber;
   }
 
-  private async sendConfirmation(content: Content, id: number, email: string, name: string | null, lists: ListChoice[]): Promise<void> {
-    const { site } = content;
-    const listNames = lists.map((l) => site.lists.find((s) => s.slug === l.slug)?.name ?? l.slug).join(' and ');
-    const key = `${site.baseUrl}|${listNames}`;
-    if (this.confirmTemplate?.key !== key) {
-      const subject = `Confirm your subscription to ${site.title}`;
-      const template = compileEmail(this.deps.templates.confirm, { site, listNames, subject, preheader: 'One click and you are in.' }).then(
-        (compiled) => prepareMessageTemplate(site, undefined, compiled),
-      );
-      this.confirmTemplate = { key, template };
+  /** Site content, or the last good one when content/ is broken right now: a typo in a story must not stop sign-ups. */
+  private async content(): Promise<Content> {
+    try {
+      this.lastGood = await this.deps.content();
+    } catch (error) {
+      if (!this.lastGood) throw error;
     }
-    const links = recipientLinks(site, this.deps.tokens, id);
-    await sendOne(this.deps.transport, this.deps.signMessage, await this.confirmTemplate.template, {
-      email,
-      name: name ?? undefined,
-      values: recipientValues({
-        greeting: name ? `Hello ${name},` : 'Hello,',
-        email,
-        unsubscribe_url: links.unsubscribeUrl,
-        preferences_url: links.preferencesUrl,
-        action_url: confirmUrl(site, this.deps.tokens, id, this.deps.now()),
-      }),
-      unsubscribeUrl: undefined,
-      unsubscribeMailto: undefined,
-      messageKey: `confirm.${id}.${this.deps.now().getTime()}`,
-      date: this.deps.now(),
-    });
+    return this.lastGood;
   }
 
-  private async sendWelcome(subscriber: SubscriberWithLists): Promise<void> {
-    const content = await this.deps.content();
-    const list = content.site.lists.find((l) => l.slug === subscriber.lists[0]?.slug) ?? content.site.lists[0]!;
-    const template = await this.welcomeTemplate(content, list);
-    const links = recipientLinks(content.site, this.deps.tokens, subscriber.id);
-    await sendOne(this.deps.transport, this.deps.signMessage, template, {
+  private async throttled(mailbox: string, ip: string | undefined, at: Date): Promise<boolean> {
+    const { notices } = this.deps;
+    const since = (ms: number) => new Date(at.getTime() - ms);
+    if ((await notices.countSince({ mailboxKey: mailbox }, NOTICE_KINDS_THROTTLED, since(CONFIRMATION_THROTTLE_MS))) > 0) return true;
+    if ((await notices.countSince({ mailboxKey: mailbox }, NOTICE_KINDS_THROTTLED, since(86_400_000))) >= CONFIRMATIONS_PER_MAILBOX_PER_DAY) return true;
+    return ip !== undefined && (await notices.countSince({ ip }, NOTICE_KINDS_THROTTLED, since(3_600_000))) >= CONFIRMATIONS_PER_IP_PER_HOUR;
+  }
+
+  /**
+   * Builds and queues a confirmation request or, for an address already subscribed, a note with
+   * its preferences link. Neither echoes anything the request said (no name, in the body or the
+   * To: header): what arrives is only ever our own text, so the form cannot relay a message.
+   */
+  private async queueNotice(content: Content, kind: 'confirm' | 'already-subscribed', id: number, email: string, mailbox: string, ip: string | undefined, lists: ListChoice[] = []): Promise<void> {
+    const { site } = content;
+    const now = this.deps.now();
+    const listNames = lists.map((l) => listName(site, l.slug)).join(' and ');
+    const template = this.noticeTemplate(site, kind, listNames);
+    const links = recipientLinks(site, this.deps.tokens, id);
+    const actionUrl = kind === 'confirm' ? confirmUrl(site, this.deps.tokens, id, now) : links.preferencesUrl;
+    const messageKey = `${kind}.${id}.${now.getTime()}`;
+    const raw = renderMessage(await template, {
+      email,
+      values: recipientValues({ greeting: 'Hello,', email, unsubscribe_url: links.unsubscribeUrl, preferences_url: links.preferencesUrl, action_url: actionUrl }),
+      unsubscribeUrl: undefined,
+      unsubscribeMailto: undefined,
+      messageKey,
+      date: now,
+    });
+    await this.deps.notices.add({ kind, subscriberId: id, email, mailboxKey: mailbox, ip: ip ?? null, envelopeFrom: site.sender.address, messageKey, raw });
+    this.deps.wake();
+  }
+
+  private noticeTemplate(site: Site, kind: 'confirm' | 'already-subscribed', listNames: string): Promise<MessageTemplate> {
+    const key = `${kind}|${site.baseUrl}|${site.title}|${site.sender.address}|${listNames}`;
+    let template = this.noticeCache.get(key);
+    if (!template) {
+      const text =
+        kind === 'confirm'
+          ? {
+              subject: `Confirm your subscription to ${site.title}`,
+              preheader: 'One click and you are in.',
+              lead: `Please confirm that you want to receive ${listNames} at ${slotMarker('email')}.`,
+              button: 'Confirm my subscription',
+              note: 'The link works for 7 days. If you did not ask for this, ignore this email: you will not be subscribed.',
+            }
+          : {
+              subject: `You are already subscribed to ${site.title}`,
+              preheader: 'Your subscription is active; change it any time.',
+              lead: `Someone (probably you) asked to subscribe ${slotMarker('email')}, which already gets ${site.title}. To change your lists or how often you hear from us, open your preferences.`,
+              button: 'Open my preferences',
+              note: 'If you did not ask for this, ignore this email: nothing has changed.',
+            };
+      template = compileEmail(this.deps.templates.notice, { site, ...text }).then((compiled) => prepareMessageTemplate(site, undefined, compiled));
+      template.catch(() => this.noticeCache.delete(key));
+      if (this.noticeCache.size > 50) this.noticeCache.clear();
+      this.noticeCache.set(key, template);
+    }
+    return template;
+  }
+
+  private async queueWelcome(subscriber: SubscriberWithLists): Promise<void> {
+    const content = await this.content();
+    const { site } = content;
+    const now = this.deps.now();
+    const list = site.lists.find((l) => l.slug === subscriber.lists[0]?.slug) ?? site.lists[0]!;
+    const template = await this.welcomeTemplate(content, list, subscriber.lists);
+    const links = recipientLinks(site, this.deps.tokens, subscriber.id);
+    const messageKey = `welcome.${subscriber.id}.${now.getTime()}`;
+    const raw = renderMessage(template, {
       email: subscriber.email,
       name: subscriber.name ?? undefined,
       values: recipientValues({
@@ -203,22 +280,34 @@ export class SubscriptionService {
       }),
       unsubscribeUrl: links.unsubscribeUrl,
       unsubscribeMailto: links.unsubscribeMailto,
-      messageKey: `welcome.${subscriber.id}.${this.deps.now().getTime()}`,
-      date: this.deps.now(),
+      messageKey,
+      date: now,
     });
+    await this.deps.notices.add({
+      kind: 'welcome',
+      subscriberId: subscriber.id,
+      email: subscriber.email,
+      mailboxKey: mailboxKey(subscriber.email),
+      ip: null,
+      envelopeFrom: site.sender.address,
+      messageKey,
+      raw,
+    });
+    this.deps.wake();
   }
 
-  // The welcome email is the same for everyone who joins a list while the latest stories
-  // stay the same, so it is compiled once per (list, latest stories).
-  private welcomeTemplate(content: Content, list: MailingList): Promise<MessageTemplate> {
+  // The welcome email is the same for everyone who joins the same lists while the latest stories
+  // stay the same, so it is compiled once per (lists, latest stories).
+  private welcomeTemplate(content: Content, list: MailingList, joined: ListChoice[]): Promise<MessageTemplate> {
     const stories = publishedStories(content, this.deps.now()).slice(0, 3);
-    const key = `${content.site.baseUrl}|${list.slug}|${stories.map((s) => s.slug).join(',')}`;
+    const joinedText = joined.map((l) => `${listName(content.site, l.slug)} (${FREQUENCY_WORDS[l.frequency]})`).join(' and ');
+    const key = `${content.site.baseUrl}|${joinedText}|${stories.map((s) => s.slug).join(',')}`;
     let template = this.welcomeCache.get(key);
     if (!template) {
       const input = composeEdition(content.site, list, 'digest', stories, this.deps.now(), {
         subject: `Welcome to ${content.site.title}`,
         preheader: stories.length ? 'You are subscribed. Here are the latest stories.' : 'You are subscribed.',
-        intro: `You are now subscribed to ${list.name}.${stories.length ? ' Here are the latest stories.' : ''}`,
+        intro: `You are now subscribed to ${joinedText || list.name}.${stories.length ? ' Here are the latest stories.' : ''}`,
       });
       template = compileEdition(this.deps.templates, input).then((compiled) => prepareMessageTemplate(content.site, list, compiled));
       template.catch(() => this.welcomeCache.delete(key));
@@ -229,13 +318,17 @@ export class SubscriptionService {
   }
 }
 
-function parseName(input: unknown): string | null {
-  if (input === undefined || input === null || input === '') return null;
-  if (typeof input !== 'string') throw new InputError('name: expected text');
-  if (/[\r\n]/.test(input)) throw new InputError('name: must not contain line breaks');
-  const name = input.trim();
-  if (name.length > 100) throw new InputError(`name: at most 100 characters (got ${name.length})`);
-  return name || null;
+/** How the welcome email names a frequency. */
+const FREQUENCY_WORDS: Record<Frequency, string> = { instant: 'every story', daily: 'a daily digest', weekly: 'a weekly digest' };
+
+function listName(site: Site, slug: string): string {
+  return site.lists.find((l) => l.slug === slug)?.name ?? slug;
+}
+
+function nameOrError(input: unknown): string | null {
+  const name = parseDisplayName(input);
+  if (name !== null && typeof name === 'object') throw new InputError(name.error);
+  return name;
 }
 
 /** Checks requested list slugs and frequency against site.yaml; no list given means the first list. */

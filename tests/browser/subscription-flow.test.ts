@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser } from '../helpers/browser.ts';
-import { linkIn, readOutbox, type OutboxMessage } from '../helpers/outbox.ts';
+import { linkIn, type OutboxMessage } from '../helpers/outbox.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
 
 // The whole double opt-in life of a subscriber, driven through the real pages in Chromium:
@@ -95,7 +95,7 @@ async function stored() {
 
 /** The outbox messages to EMAIL whose subject starts with `subject`. */
 async function mailsTo(subject: string): Promise<OutboxMessage[]> {
-  return (await readOutbox(t!.dataDir)).filter((m) => m.raw.includes(`<${EMAIL}>`) && (m.parsed.subject ?? '').startsWith(subject));
+  return (await t!.outbox()).filter((m) => m.raw.includes(EMAIL) && (m.parsed.subject ?? '').startsWith(subject));
 }
 
 /** The heading a visitor reads first. */
@@ -214,8 +214,17 @@ describe('subscribing in Chromium', () => {
       const confirm = linkIn(confirmations[0]!, '/confirm');
       expect(confirm.startsWith(`${base}/confirm?token=`), confirm).toBe(true);
       expect(await mailsTo('Welcome'), 'no welcome before confirming').toHaveLength(0);
-      const confirmed = await page.goto(confirm);
-      expect(confirmed?.status()).toBe(200);
+      // Opening the link only asks; the button (a plain form POST to the same URL) confirms.
+      const asked = await page.goto(confirm);
+      expect(asked?.status()).toBe(200);
+      expect(await heading(page)).toBe('Confirm your subscription');
+      expect((await stored())?.status, 'after only opening the link').toBe('pending');
+      await expectStyled(page, watch, 'confirm page');
+      await Promise.all([
+        page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/confirm'),
+        page.getByRole('button', { name: 'Yes, subscribe me' }).click(),
+      ]);
+      await page.getByRole('heading', { level: 1, name: 'You are subscribed' }).waitFor({ timeout: 10_000 });
       expect(await heading(page)).toBe('You are subscribed');
       await expect(page.locator('main').textContent()).resolves.toContain(`emails will come to ${EMAIL}`);
       await expectStyled(page, watch, 'confirmation page');

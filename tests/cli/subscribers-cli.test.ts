@@ -20,10 +20,15 @@ let dataDir: string;
 // Every run starts a Node process that loads the whole app through tsx: seconds each on a busy machine.
 const SLOW = 180_000;
 
-/** Runs the real CLI in a child process over a throwaway data folder. */
+/** Runs `gazette subscribers …` in a child process over a throwaway data folder. */
 function gazette(...args: string[]): Promise<Run> {
+  return run('subscribers', ...args);
+}
+
+/** Runs the real CLI in a child process over a throwaway data folder. */
+function run(...args: string[]): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/gazette.js'), 'subscribers', ...args], {
+    const child = spawn(process.execPath, [path.join(ROOT, 'bin/gazette.js'), ...args], {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, GAZETTE_DATA_DIR: dataDir, GAZETTE_CONTENT_DIR: CONTENT_DIR, BASE_URL: 'https://gazette.test' },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -50,6 +55,16 @@ describe('gazette subscribers', () => {
   beforeAll(async () => {
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-cli-'));
   });
+
+  it('refuses to work on a database that is not there, saying how to make one, and creates none', async () => {
+    const listed = await gazette('list', '--json');
+    expect(listed.code).toBe(1);
+    expect(listed.stderr).toMatch(/^gazette: no database at .*gazette\.db: run `gazette migrate` to create it/);
+    expect(await readdir(dataDir)).toEqual([]);
+    const migrated = await run('migrate');
+    expect(migrated.code, migrated.stderr).toBe(0);
+    expect(await readdir(dataDir)).toContain('gazette.db');
+  }, SLOW);
   afterAll(async () => {
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -60,7 +75,9 @@ describe('gazette subscribers', () => {
 
     const bob = await gazette('add', 'bob@example.com', '--list', 'weekly', '--frequency', 'weekly');
     expect(bob).toMatchObject({ code: 0, stdout: '2\n' });
-    expect(bob.stderr).toContain('confirmation email was sent to bob@example.com');
+    expect(bob.stderr).toContain('a confirmation email to bob@example.com is queued');
+    const worker = await run('worker', '--exit-when-idle');
+    expect(worker.code, worker.stderr).toBe(0);
     expect((await readdir(path.join(dataDir, 'outbox'))).filter((f) => f.endsWith('.eml'))).toHaveLength(1);
 
     const [again, bad] = await Promise.all([gazette('add', 'ANN@example.com'), gazette('add', 'not-an-email')]);

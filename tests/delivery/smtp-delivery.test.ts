@@ -6,7 +6,7 @@ import type { AddressObject } from 'mailparser';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
-import type { WorkerOptions } from '../../src/delivery/worker.ts';
+import type { WorkerSettings } from '../../src/app.ts';
 import { createEdition } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
 import { checkEml } from '../helpers/check-eml.ts';
@@ -18,10 +18,9 @@ const SENDER = 'newsletter@gazette.example.org';
 const BASE_URL = 'https://gazette.example.org';
 
 /** Small delays so retries happen within a test; the App's clock is real time. */
-const FAST: Partial<WorkerOptions> = {
+const FAST: WorkerSettings = {
   retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50 },
   pollMs: 20,
-  rejectedBackoffMs: 50,
   concurrency: 5,
   rate: 1000,
 };
@@ -112,7 +111,7 @@ async function enqueue(app: App, id: number) {
 }
 
 /** Runs a worker until the edition has no queued delivery left (or 60 s pass). */
-async function deliverAll(app: App, editionId: number, options: Partial<WorkerOptions> = FAST): Promise<void> {
+async function deliverAll(app: App, editionId: number, options: WorkerSettings = FAST): Promise<void> {
   const worker = await app.worker(options);
   const deliveries = await app.deliveries();
   await worker.run({ signal: AbortSignal.timeout(60_000), stopWhenIdle: async () => (await deliveries.counts(editionId)).queued === 0 });

@@ -5,8 +5,8 @@ import { composeEdition } from '../../src/edition/compose-edition.ts';
 import { createEdition, EditionError } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
 import { InputError } from '../../src/errors.ts';
-import { createSqlQueue } from '../../src/queue/queue-sql.ts';
-import type { Queue } from '../../src/queue/queue.ts';
+import type { SendQueue } from '../../src/delivery/send-queue.ts';
+import { createSqlSendQueue } from '../../src/queue/send-queue-sql.ts';
 import { compileEdition, type CompiledEdition } from '../../src/render/compile-edition.ts';
 import { loadEmailTemplates, type EmailTemplates } from '../../src/render/email-templates.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
@@ -77,16 +77,16 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
   let subscribers: SubscribersRepo;
   let editions: EditionsRepo;
   let deliveries: DeliveriesRepo;
-  let queue: Queue;
-  let deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: Queue; now: () => Date };
+  let queue: SendQueue;
+  let deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: SendQueue; now: () => Date };
 
   beforeEach(async () => {
     database = await databases.fresh(backend);
     store = await openStore({ databaseUrl: database.url, dataDir: database.dataDir });
     subscribers = new SubscribersRepo(store.db);
-    editions = new EditionsRepo(store.db);
-    deliveries = new DeliveriesRepo(store.db);
-    queue = createSqlQueue(store);
+    editions = new EditionsRepo(store.db, () => NOW);
+    deliveries = new DeliveriesRepo(store.db, () => NOW);
+    queue = createSqlSendQueue(store, () => NOW);
     deps = { editions, deliveries, queue, now: () => NOW };
   });
   afterEach(async () => {
@@ -103,6 +103,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
         audience: options.audience ?? 'all',
         storySlugs: ['golden'],
         compiled: options.compiled ?? compiled,
+        origin: { baseUrl: content.site.baseUrl, sender: content.site.sender, list: content.site.lists[0]! },
         htmlBytes: Buffer.byteLength((options.compiled ?? compiled).html.parts.join('')),
         coversUntil: NOW,
       },
@@ -129,6 +130,9 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
       id: Number(r.id),
       group: Number(r.group_id),
     }));
+  const leasedOf = async (editionId: number) =>
+    Number((await store.db.selectFrom('queue_jobs').select((eb) => eb.fn.countAll<number>().as('n')).where('group_id', '=', editionId).where('lease_token', 'is not', null).executeTakeFirstOrThrow()).n);
+  const fresh = (editionId: number, added: number, enqueued = added) => ({ editionId, added, enqueued, requeued: 0, resumed: false, alreadySent: false });
 
   const expectedIds = (ids: Map<string, number>, audience: 'all' | 'weekly') =>
     POPULATION.filter((p) => p[audience])
@@ -139,17 +143,17 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     const ids = await populate();
     const id = await addEdition();
     const progress: number[] = [];
-    const result = await enqueueEdition(deps, id, (added) => progress.push(added));
+    const result = await enqueueEdition(deps, id, { onProgress: (added) => progress.push(added) });
     const expected = expectedIds(ids, 'all');
     expect(expected).toHaveLength(12);
-    expect(result).toEqual({ editionId: id, added: expected.length, enqueued: expected.length });
+    expect(result).toEqual(fresh(id, expected.length));
     expect(progress.at(-1)).toBe(expected.length);
 
     expect(await deliveredTo(id)).toEqual(expected);
     const rows = await ledger(id);
     expect(rows.every((r) => r.status === 'queued' && r.attempts === 0)).toBe(true);
     expect(await jobsOf(id)).toEqual(rows.map((r) => ({ id: r.id, group: id })));
-    expect(await queue.counts(NOW, id)).toEqual({ waiting: expected.length, leased: 0, delayed: 0 });
+    expect(await queue.size()).toBe(expected.length);
 
     const edition = await editions.find(id);
     expect(edition).toMatchObject({ status: 'sending', enqueued_at: NOW.toISOString(), completed_at: null });
@@ -183,19 +187,56 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     await enqueueEdition(deps, id);
     const before = { ledger: await ledger(id), jobs: await jobsOf(id) };
 
-    expect(await enqueueEdition(deps, id)).toEqual({ editionId: id, added: 0, enqueued: 0 });
+    expect(await enqueueEdition(deps, id)).toEqual({ ...fresh(id, 0), alreadySent: true });
     expect(await ledger(id)).toEqual(before.ledger);
     expect(await jobsOf(id)).toEqual(before.jobs);
+  });
+
+  it('once an edition went out, a new subscriber gets it only with includeNew', async () => {
+    await populate();
+    const id = await addEdition();
+    await enqueueEdition(deps, id);
+    await subscribers.insertMany([person('late@example.com', 'active', [dispatch()])], NOW);
+    expect(await enqueueEdition(deps, id)).toMatchObject({ added: 0, alreadySent: true });
+    expect((await ledger(id)).length).toBe(12);
+    expect(await enqueueEdition(deps, id, { includeNew: true })).toMatchObject({ added: 1, enqueued: 1, alreadySent: true });
+    expect((await ledger(id)).length).toBe(13);
+  });
+
+  it('a first send interrupted before it had everyone carries on adding the rest', async () => {
+    await populate();
+    const id = await addEdition();
+    await enqueueEdition(deps, id);
+    // As if the process died half-way: the audience was never closed and some deliveries are missing.
+    const rows = await ledger(id);
+    await store.db.deleteFrom('queue_jobs').where('id', 'in', rows.slice(6).map((r) => r.id)).execute();
+    await store.db.deleteFrom('deliveries').where('id', 'in', rows.slice(6).map((r) => r.id)).execute();
+    await store.db.updateTable('editions').set({ audience_closed_at: null }).where('id', '=', id).execute();
+    expect(await enqueueEdition(deps, id)).toMatchObject({ added: 6, enqueued: 6, alreadySent: false });
+    expect((await ledger(id)).length).toBe(12);
+  });
+
+  it('resumes a paused edition: its jobs are let go again and it is sending', async () => {
+    await populate();
+    const id = await addEdition();
+    await enqueueEdition(deps, id);
+    expect(await editions.pause(id, 'refused', '550 relay denied')).toBe(true);
+    await queue.hold(id, true);
+    expect(await queue.reserve(50, 60_000)).toEqual([]);
+    expect(await enqueueEdition(deps, id)).toMatchObject({ resumed: true, added: 0 });
+    expect(await editions.find(id)).toMatchObject({ status: 'sending', pause_kind: null, last_error: null });
+    expect(await queue.reserve(50, 60_000)).toHaveLength(12);
   });
 
   it('does not duplicate a job a worker holds when run again', async () => {
     await populate();
     const id = await addEdition();
     await enqueueEdition(deps, id);
-    const held = await queue.reserve(5, 60_000, NOW);
+    const held = await queue.reserve(5, 60_000);
     expect(held).toHaveLength(5);
     expect(await enqueueEdition(deps, id)).toMatchObject({ added: 0, enqueued: 0 });
-    expect(await queue.counts(NOW, id)).toEqual({ waiting: 7, leased: 5, delayed: 0 });
+    expect(await leasedOf(id)).toBe(5);
+    expect((await jobsOf(id)).length).toBe(12);
   });
 
   it('re-enqueues exactly the jobs lost between the ledger and the queue (a crash)', async () => {
@@ -208,34 +249,39 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     expect((await jobsOf(id)).length).toBe(jobs.length - 3);
 
     const result = await enqueueEdition(deps, id);
-    expect(result).toEqual({ editionId: id, added: 0, enqueued: 3 });
+    expect(result).toEqual({ ...fresh(id, 0, 3), alreadySent: true });
     expect(await jobsOf(id)).toEqual(jobs);
     expect((await ledger(id)).length).toBe(jobs.length);
   });
 
-  it('does not re-enqueue deliveries that are already finished', async () => {
+  it('does not re-enqueue sent deliveries; failed ones are queued again with a fresh budget', async () => {
     await populate();
     const id = await addEdition();
     await enqueueEdition(deps, id);
-    const [sent, failed] = await queue.reserve(2, 60_000, NOW);
-    await deliveries.record(sent!.id, 'sent', NOW);
-    await queue.ack(sent!);
-    await deliveries.record(failed!.id, 'failed', NOW, '550 no');
-    await queue.fail(failed!);
+    const [sent, failed] = await queue.reserve(2, 60_000);
+    await deliveries.claim([sent!.deliveryId, failed!.deliveryId], 'w1', 60_000);
+    expect(
+      await deliveries.record([
+        { deliveryId: sent!.deliveryId, claim: 'w1', outcome: { status: 'sent' } },
+        { deliveryId: failed!.deliveryId, claim: 'w1', outcome: { status: 'failed', error: '451 try later (after 6 attempts)' } },
+      ]),
+    ).toEqual([]);
+    await queue.ack([sent!, failed!]);
 
-    expect(await enqueueEdition(deps, id)).toMatchObject({ added: 0, enqueued: 0 });
+    expect(await enqueueEdition(deps, id)).toMatchObject({ added: 0, requeued: 1, enqueued: 1 });
     const jobIds = (await jobsOf(id)).map((j) => j.id);
-    expect(jobIds).not.toContain(sent!.id);
-    expect(jobIds).not.toContain(failed!.id);
-    expect(jobIds).toHaveLength(10);
+    expect(jobIds).not.toContain(sent!.deliveryId);
+    expect(jobIds).toContain(failed!.deliveryId);
+    expect(jobIds).toHaveLength(11);
+    expect((await ledger(id)).find((r) => r.id === failed!.deliveryId)).toMatchObject({ status: 'queued', attempts: 0 });
   });
 
   it('marks an edition with no eligible subscribers sent at once', async () => {
     await populate();
     const nobody = await addEdition({ audience: 'instant', list: 'weekly' });
-    expect(await enqueueEdition(deps, nobody)).toEqual({ editionId: nobody, added: 0, enqueued: 0 });
+    expect(await enqueueEdition(deps, nobody)).toEqual(fresh(nobody, 0));
     expect(await editions.find(nobody)).toMatchObject({ status: 'sent', completed_at: NOW.toISOString() });
-    expect(await queue.counts(NOW, nobody)).toEqual({ waiting: 0, leased: 0, delayed: 0 });
+    expect(await jobsOf(nobody)).toEqual([]);
 
     const emptyDb = await addEdition();
     await store.db.deleteFrom('subscriptions').execute();
@@ -280,14 +326,14 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     const id = await addEdition();
     const progress: number[] = [];
     const started = performance.now();
-    const result = await enqueueEdition(deps, id, (added) => progress.push(added));
+    const result = await enqueueEdition(deps, id, { onProgress: (added) => progress.push(added) });
     const elapsed = performance.now() - started;
-    expect(result).toEqual({ editionId: id, added: total - 1, enqueued: total - 1 });
+    expect(result).toEqual(fresh(id, total - 1));
     expect(progress.length).toBeGreaterThan(1);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
     expect(progress.at(-1)).toBe(total - 1);
     expect((await deliveries.counts(id)).queued).toBe(total - 1);
-    expect(await queue.counts(NOW, id)).toEqual({ waiting: total - 1, leased: 0, delayed: 0 });
+    expect(await queue.size()).toBe(total - 1);
     expect(elapsed).toBeLessThan(15_000);
     expect(await enqueueEdition(deps, id)).toMatchObject({ added: 0, enqueued: 0 });
   });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -21,7 +21,8 @@ export const BACKENDS = ['sqlite', 'postgres'] as const;
 /** A fresh, empty database: a new SQLite file, or a new Postgres schema. */
 export async function freshDatabase(name: 'sqlite' | 'postgres'): Promise<TestDatabase> {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
-  if (name === 'sqlite') return { name, url: `sqlite:${path.join(dataDir, 'test.db')}`, dataDir, drop: async () => {} };
+  const removeDir = () => rm(dataDir, { recursive: true, force: true });
+  if (name === 'sqlite') return { name, url: `sqlite:${path.join(dataDir, 'test.db')}`, dataDir, drop: removeDir };
   const schema = `gz_${randomBytes(6).toString('hex')}`;
   const client = new pg.Client({ connectionString: POSTGRES_URL });
   await client.connect();
@@ -37,6 +38,7 @@ export async function freshDatabase(name: 'sqlite' | 'postgres'): Promise<TestDa
       await c.connect();
       await c.query(`drop schema ${schema} cascade`);
       await c.end();
+      await removeDir();
     },
   };
 }
@@ -67,7 +69,11 @@ export function privateDatabases() {
       const name = `gzdb_${randomBytes(6).toString('hex')}`;
       await run(POSTGRES_URL, `create database ${name}`);
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
-      return { name: 'postgres', url: urlOf(name), dataDir, drop: () => run(POSTGRES_URL, `drop database ${name} with (force)`) };
+      const drop = async () => {
+        await run(POSTGRES_URL, `drop database ${name} with (force)`);
+        await rm(dataDir, { recursive: true, force: true });
+      };
+      return { name: 'postgres', url: urlOf(name), dataDir, drop };
     },
     /** A fresh SQLite file, or a fresh schema in this file's Postgres database. */
     async fresh(backend: 'sqlite' | 'postgres'): Promise<TestDatabase> {
@@ -81,7 +87,11 @@ export function privateDatabases() {
       await run(base, `create schema ${schema}`);
       const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-db-'));
       const url = `${base}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
-      return { name: 'postgres', url, dataDir, drop: () => run(base, `drop schema ${schema} cascade`) };
+      const drop = async () => {
+        await run(base, `drop schema ${schema} cascade`);
+        await rm(dataDir, { recursive: true, force: true });
+      };
+      return { name: 'postgres', url, dataDir, drop };
     },
     async close(): Promise<void> {
       if (database) await run(POSTGRES_URL, `drop database ${database} with (force)`);

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { simpleParser, type ParsedMail } from 'mailparser';
+import type { App } from '../../src/app.ts';
 
 /** One message found in data/outbox/. */
 export interface OutboxMessage {
@@ -27,4 +28,17 @@ export function linkIn(message: OutboxMessage, pathPrefix: string): string {
   const link = links.find((l) => new URL(l).pathname.startsWith(pathPrefix));
   if (!link) throw new Error(`no ${pathPrefix} link in ${message.file}`);
   return link;
+}
+
+/**
+ * Runs a worker until no notice (confirmation, welcome) and no edition job is left to send: a
+ * subscribe only queues its email, as in production, where `serve` runs the worker.
+ */
+export async function sendQueued(app: App): Promise<void> {
+  const queue = await app.queue();
+  const notices = await app.notices();
+  const waiting = async () => (await notices.due()) + (await queue.size());
+  if ((await waiting()) === 0) return;
+  const worker = await app.worker({ pollMs: 10, retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 } });
+  await worker.run({ signal: AbortSignal.timeout(20_000), stopWhenIdle: async () => (await waiting()) === 0 });
 }

@@ -8,6 +8,7 @@ import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { Transport } from '../../src/delivery/transport.ts';
 import { buildServer, type ServerOptions } from '../../src/server/server.ts';
+import { readOutbox, sendQueued, type OutboxMessage } from './outbox.ts';
 
 /** The repository's sample content/ folder. */
 export const REPO_CONTENT_DIR = fileURLToPath(new URL('../../content', import.meta.url));
@@ -35,6 +36,8 @@ export interface TestServer {
   dataDir: string;
   /** The content folder the App reads. */
   contentDir: string;
+  /** Sends what the app queued (confirmations, welcomes, editions), then reads data/outbox/. */
+  outbox(): Promise<OutboxMessage[]>;
   /** Closes the server and the App, and removes the temp folders this helper made. */
   close(): Promise<void>;
 }
@@ -67,6 +70,10 @@ export async function testServer(options: TestServerOptions = {}): Promise<TestS
     server,
     dataDir,
     contentDir,
+    async outbox() {
+      await sendQueued(app);
+      return readOutbox(dataDir);
+    },
     async close() {
       await server.close();
       await app.close();

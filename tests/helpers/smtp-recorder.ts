@@ -49,6 +49,12 @@ export interface SmtpRecorderOptions {
   parse?: boolean;
   /** Called synchronously as each message is accepted, with the number accepted so far. */
   onMessage?: (message: RecordedMessage, count: number) => void;
+  /** Refuses MAIL FROM with this reply when it returns one (a relay that refuses our sender). */
+  mailFrom?: (address: string) => { code: number; message: string } | undefined;
+  /** Answers the connection with this reply instead of the 220 greeting (554: go away; 421: busy), then closes. */
+  greeting?: () => { code: number; message: string } | undefined;
+  /** Milliseconds to wait before answering a RCPT TO (a slow or stuck server). */
+  rcptDelayMs?: (rcpt: string, attempt: number) => number;
 }
 
 export interface SmtpRecorder {
@@ -116,9 +122,16 @@ export async function startSmtpRecorder(options: SmtpRecorderOptions = {}): Prom
       }
       callback(smtpError(535, 'Authentication credentials invalid'));
     },
-    onMailFrom(_address, session, callback) {
+    onConnect(_session, callback) {
+      const refusal = options.greeting?.();
+      if (refusal) callback(smtpError(refusal.code, refusal.message));
+      else callback();
+    },
+    onMailFrom(address, session, callback) {
       pending.set(session.id, []);
-      callback();
+      const refusal = options.mailFrom?.(address.address);
+      if (refusal) callback(smtpError(refusal.code, refusal.message));
+      else callback();
     },
     onRcptTo(address, session, callback) {
       const rcpt = address.address.toLowerCase();
@@ -127,6 +140,19 @@ export async function startSmtpRecorder(options: SmtpRecorderOptions = {}): Prom
       const response = behaviour(rcpt, attempt);
       const record: RecordedAttempt = { rcpt, attempt, outcome: 'pending' };
       attempts.push(record);
+      const delay = options.rcptDelayMs?.(rcpt, attempt) ?? 0;
+      if (delay > 0) {
+        setTimeout(() => answerRcpt(session, rcpt, attempt, response, record, callback), delay);
+        return;
+      }
+      answerRcpt(session, rcpt, attempt, response, record, callback);
+    },
+    onData(stream, session, callback) {
+      dataHandler(stream, session, callback);
+    },
+  });
+
+  function answerRcpt(session: SMTPServerSession, rcpt: string, attempt: number, response: SmtpResponse, record: RecordedAttempt, callback: (error?: Error | null) => void): void {
       if (response === 'drop') {
         record.outcome = 'dropped';
         dropConnection(session);
@@ -142,8 +168,9 @@ export async function startSmtpRecorder(options: SmtpRecorderOptions = {}): Prom
       list.push({ rcpt, attempt, response, record });
       pending.set(session.id, list);
       callback();
-    },
-    onData(stream, session, callback) {
+  }
+
+  function dataHandler(stream: NodeJS.ReadableStream, session: SMTPServerSession, callback: (error?: Error | null, message?: string) => void): void {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('error', (error) => callback(error));
@@ -187,8 +214,7 @@ export async function startSmtpRecorder(options: SmtpRecorderOptions = {}): Prom
           callback(null, 'OK: recorded');
         })();
       });
-    },
-  });
+  }
   server.on('error', () => {
     // A client vanishing mid-command (a killed worker, a dropped socket) is expected here.
   });

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createEdition } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
-import { fireSchedule, publishNewStories, recoverInterruptedFires } from '../../src/schedule/fire-schedule.ts';
+import { FIRE_LEASE_MS, fireSchedule, publishNewStories, recoverInterruptedFires } from '../../src/schedule/fire-schedule.ts';
 import { addSchedule, cancelSchedule, type ScheduleRequest } from '../../src/schedule/manage-schedules.ts';
 import { fireDeps } from '../../src/schedule/start-scheduler.ts';
 import { BACKENDS } from '../helpers/databases.ts';
@@ -114,12 +114,14 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
     const oneOff = await add({ edition: editionId, at: '2026-01-12T13:00:00Z' });
     const digest = await add({ list: 'dispatch', cron: '0 13 * * *', tz: 'UTC', digest: true });
     const at = new Date('2026-01-12T13:00:00Z');
-    await f.deps.schedules.claimFire(oneOff.id, at, at);
-    await f.deps.schedules.claimFire(digest.id, at, at);
-    now = new Date('2026-01-12T13:05:00Z');
-    expect(await recoverInterruptedFires(f.deps, new Date(now.getTime() - 600_000))).toEqual([]);
-    now = new Date('2026-01-12T13:20:00Z');
-    expect(await recoverInterruptedFires(f.deps, new Date(now.getTime() - 600_000))).toHaveLength(2);
+    await f.deps.schedules.claimFire(oneOff.id, at, at, FIRE_LEASE_MS);
+    await f.deps.schedules.claimFire(digest.id, at, at, FIRE_LEASE_MS);
+    // Within their lease the fires may still be at work in another process: left alone.
+    now = new Date(at.getTime() + FIRE_LEASE_MS - 1);
+    expect(await recoverInterruptedFires(f.deps)).toEqual([]);
+    // The lease ran out: the very next tick settles them (seconds, not ten minutes).
+    now = new Date(at.getTime() + FIRE_LEASE_MS + 1);
+    expect(await recoverInterruptedFires(f.deps)).toHaveLength(2);
     expect((await f.deps.schedules.fires(oneOff.id))[0]).toMatchObject({ status: 'sent', edition_id: editionId });
     expect((await f.deps.deliveries.counts(editionId)).queued).toBe(4);
     expect((await f.deps.schedules.find(oneOff.id))!.status).toBe('done');

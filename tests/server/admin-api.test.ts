@@ -6,7 +6,6 @@ import { Readable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readOutbox } from '../helpers/outbox.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
 import { IMPORT_BODY_LIMIT } from '../../src/server/admin-api.ts';
 
@@ -66,7 +65,7 @@ describe('admin API', () => {
     expect(body).toMatchObject({ email: 'Ann@Example.com', name: 'Ann', status: 'active', lists: [{ slug: 'weekly', frequency: 'weekly' }], source: 'api' });
     expect(body.confirmed_at).toBeTruthy();
     expect(Object.keys(body).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status']);
-    expect(await readOutbox(t.dataDir)).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
 
     const again = await add({ email: 'ann@example.com' });
     expect(again.statusCode).toBe(409);
@@ -92,7 +91,7 @@ describe('admin API', () => {
     const res = await add({ email: 'pat@example.com' });
     expect(res.statusCode).toBe(201);
     expect(res.json()).toMatchObject({ status: 'pending', confirmed_at: null, lists: [{ slug: 'dispatch', frequency: 'instant' }] });
-    const mail = await readOutbox(t.dataDir);
+    const mail = await t.outbox();
     expect(mail).toHaveLength(1);
     expect(mail[0]!.raw).toContain('pat@example.com');
   });

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkEml } from '../helpers/check-eml.ts';
-import { linkIn, readOutbox } from '../helpers/outbox.ts';
+import { linkIn } from '../helpers/outbox.ts';
+import { sendQueued } from '../helpers/outbox.ts';
 import { testServer } from '../helpers/server.ts';
 
 type TestServer = Awaited<ReturnType<typeof testServer>>;
@@ -33,13 +34,22 @@ async function subscriber(email: string) {
   return (await t.app.subscribers()).findByEmail(email.toLowerCase());
 }
 
+/** The confirm link of the confirmation email sent to `email`. */
+async function confirmLink(email: string): Promise<string> {
+  const confirmation = (await t.outbox()).find((m) => m.parsed.to && JSON.stringify(m.parsed.to).includes(email) && m.parsed.subject?.startsWith('Confirm'));
+  const confirm = new URL(linkIn(confirmation!, '/confirm'));
+  return `${confirm.pathname}${confirm.search}`;
+}
+
 async function confirmedSubscriber(email: string) {
   await subscribe({ email, name: 'Ann', lists: 'dispatch', frequency: 'weekly' });
-  const confirmation = (await readOutbox(t.dataDir)).find((m) => m.raw.includes(`<${email}>`) && m.parsed.subject?.startsWith('Confirm'));
-  const confirm = new URL(linkIn(confirmation!, '/confirm'));
-  const response = await t.server.inject({ method: 'GET', url: `${confirm.pathname}${confirm.search}` });
+  const link = await confirmLink(email);
+  const page = await t.server.inject({ method: 'GET', url: link });
+  expect(page.statusCode).toBe(200);
+  const response = await t.server.inject({ method: 'POST', url: link, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
   expect(response.statusCode).toBe(200);
-  return (await readOutbox(t.dataDir)).find((m) => m.raw.includes(`<${email}>`) && m.parsed.subject?.startsWith('Welcome'))!;
+  expect(response.body).toContain('You are subscribed');
+  return (await t.outbox()).find((m) => m.raw.includes(`<${email}>`) && m.parsed.subject?.startsWith('Welcome'))!;
 }
 
 describe('POST /subscribe', () => {
@@ -54,33 +64,91 @@ describe('POST /subscribe', () => {
       { slug: 'dispatch', frequency: 'daily' },
       { slug: 'weekly', frequency: 'daily' },
     ]);
-    const outbox = await readOutbox(t.dataDir);
+    const outbox = await t.outbox();
     expect(outbox).toHaveLength(1);
-    expect(outbox[0]!.raw).toMatch(/^To: "Ann" <Ann@Example\.com>/m);
+    // Nothing the form said is echoed: the To: header is the bare address, the body has no name.
+    expect(outbox[0]!.raw).toMatch(/^To: Ann@Example\.com\r?$/m);
+    expect(outbox[0]!.parsed.text).not.toContain('Ann,');
     expect(outbox[0]!.parsed.subject).toBe('Confirm your subscription to The Gazette Dispatch');
     expect(linkIn(outbox[0]!, '/confirm')).toMatch(/^https:\/\/gazette\.test\/confirm\?token=/);
     expect(outbox[0]!.parsed.html).toContain('Confirm my subscription');
   });
 
-  it('answers the same whether or not the address is known, and sends nothing to an active one', async () => {
+  it('answers the same whether or not the address is known; an active one gets a note with its preferences link, not a confirmation', async () => {
     const first = await subscribe({ email: 'known@example.com' });
     await confirmedSubscriber('known2@example.com');
-    const before = (await readOutbox(t.dataDir)).length;
-    const again = await subscribe({ email: 'KNOWN2@example.com' });
+    clock = new Date(clock.getTime() + 11 * 60_000);
+    const before = new Set((await t.outbox()).map((m) => m.file));
+    const again = await subscribe({ email: 'KNOWN2@example.com', lists: 'weekly' });
     expect(again.statusCode).toBe(first.statusCode);
     expect(again.body).toBe(first.body);
-    expect((await readOutbox(t.dataDir)).length).toBe(before);
-    expect((await subscriber('known2@example.com'))!.status).toBe('active');
+    const added = (await t.outbox()).filter((m) => !before.has(m.file));
+    expect(added.map((m) => m.parsed.subject)).toEqual(['You are already subscribed to The Gazette Dispatch']);
+    expect(linkIn(added[0]!, '/preferences')).toMatch(/^https:\/\/gazette\.test\/preferences\?token=/);
+    // Nothing about the subscription changed: the form cannot edit someone's lists.
+    expect(await subscriber('known2@example.com')).toMatchObject({ status: 'active', lists: [{ slug: 'dispatch', frequency: 'weekly' }] });
   });
 
-  it('sends a pending address at most one confirmation per 10 minutes', async () => {
+  it('sends a mailbox at most one confirmation per 10 minutes, +tags and Gmail dots folded', async () => {
     await subscribe({ email: 'slow@example.com' });
     clock = new Date(clock.getTime() + 9 * 60_000);
     await subscribe({ email: 'slow@example.com' });
-    expect(await readOutbox(t.dataDir)).toHaveLength(1);
+    await subscribe({ email: 'slow+1@example.com' });
+    await subscribe({ email: 'SLOW+2@example.com' });
+    expect(await t.outbox()).toHaveLength(1);
     clock = new Date(clock.getTime() + 2 * 60_000);
     await subscribe({ email: 'slow@example.com' });
-    expect(await readOutbox(t.dataDir)).toHaveLength(2);
+    expect(await t.outbox()).toHaveLength(2);
+
+    await subscribe({ email: 'victim@gmail.com' });
+    await subscribe({ email: 'v.i.c.t.i.m+x@gmail.com' });
+    await subscribe({ email: 'victim@googlemail.com' });
+    expect((await t.outbox()).filter((m) => /victim|v\.i\.c/.test(JSON.stringify(m.parsed.to)))).toHaveLength(1);
+  });
+
+  it('sends at most five confirmations a day to one mailbox, and twenty an hour from one IP', async () => {
+    for (let i = 0; i < 7; i++) {
+      await subscribe({ email: `daily+${i}@example.com` }, { 'x-forwarded-for': `192.0.2.${i}` });
+      clock = new Date(clock.getTime() + 11 * 60_000);
+    }
+    expect((await t.outbox()).length).toBe(5);
+    for (let i = 0; i < 25; i++) {
+      await subscribe({ email: `ip${i}@example.org` }, { 'x-forwarded-for': '198.51.100.44' });
+      if (i % 10 === 9) clock = new Date(clock.getTime() + 61_000); // stays under the per-minute request limit
+    }
+    expect((await t.outbox()).filter((m) => JSON.stringify(m.parsed.to).includes('example.org'))).toHaveLength(20);
+  });
+
+  it('never echoes the name given: "Claim your prize at http://…" reaches nobody', async () => {
+    await subscribe({ email: 'target@example.com', name: 'Claim your prize at http://evil.example' });
+    const [mail] = await t.outbox();
+    expect(mail!.raw).not.toMatch(/prize|evil\.example/i);
+  });
+
+  it('answers in the same time whether the address is new or known (median of 50 each, a few ms apart)', async () => {
+    const server = await testServer({ env: { GAZETTE_TRUST_PROXY: 'true' }, server: { subscribeRateLimit: 10_000 } });
+    try {
+      const post = (email: string, ip: string) =>
+        server.server.inject({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/x-www-form-urlencoded', 'x-forwarded-for': ip }, payload: `email=${encodeURIComponent(email)}` });
+      await post('known@example.com', '192.0.2.1');
+      await sendQueued(server.app);
+      const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+      const known: number[] = [];
+      const fresh: number[] = [];
+      const bodies = new Set<string>();
+      for (let i = 0; i < 50; i++) {
+        for (const [list, email] of [[known, 'known@example.com'], [fresh, `new${i}@example.com`]] as const) {
+          const started = performance.now();
+          const response = await post(email, `198.18.${i}.${list === known ? 1 : 2}`);
+          list.push(performance.now() - started);
+          bodies.add(`${response.statusCode} ${response.body}`);
+        }
+      }
+      expect(bodies.size).toBe(1);
+      expect(Math.abs(median(known) - median(fresh)), `known ${median(known).toFixed(2)} ms, new ${median(fresh).toFixed(2)} ms`).toBeLessThan(3);
+    } finally {
+      await server.close();
+    }
   });
 
   it.each([
@@ -95,7 +163,7 @@ describe('POST /subscribe', () => {
     expect(response.body).toMatch(message);
     expect(response.body).not.toMatch(/at .*\.ts:\d+/); // no stack trace
     expect((await (await t.app.subscribers()).countByStatus()).pending).toBe(0);
-    expect(await readOutbox(t.dataDir)).toHaveLength(0);
+    expect(await t.outbox()).toHaveLength(0);
   });
 
   it('refuses unknown lists, bad frequencies and names with line breaks', async () => {
@@ -129,7 +197,25 @@ describe('POST /subscribe', () => {
   });
 });
 
-describe('GET /confirm', () => {
+describe('confirming', () => {
+  it('GET and HEAD of the link only check it and show a button; only POST to the same URL confirms', async () => {
+    await subscribe({ email: 'scanned@example.com' });
+    const link = await confirmLink('scanned@example.com');
+    const head = await t.server.inject({ method: 'HEAD', url: link });
+    expect(head.statusCode).toBe(200);
+    const page = await t.server.inject({ method: 'GET', url: link });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain(`<form method="post" action="${link.replace(/&/g, '&amp;')}">`);
+    expect(page.body).toContain('<button type="submit">Yes, subscribe me</button>');
+    expect((await subscriber('scanned@example.com'))!.status).toBe('pending');
+    expect((await t.outbox()).filter((m) => m.parsed.subject?.startsWith('Welcome'))).toHaveLength(0);
+    const posted = await t.server.inject({ method: 'POST', url: link, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+    expect(posted.statusCode).toBe(200);
+    expect((await subscriber('scanned@example.com'))!.status).toBe('active');
+    // Opened again afterwards: it says so, and changes nothing.
+    expect((await t.server.inject({ method: 'GET', url: link })).body).toContain('You are subscribed');
+  });
+
   it('activates the subscriber and sends a welcome list email that passes the bulk-sender checks', async () => {
     const welcome = await confirmedSubscriber('welcome@example.com');
     expect((await subscriber('welcome@example.com'))!.status).toBe('active');
@@ -142,16 +228,16 @@ describe('GET /confirm', () => {
 
   it('is idempotent: a second click sends no second welcome', async () => {
     await confirmedSubscriber('twice@example.com');
-    const [confirmation] = await readOutbox(t.dataDir);
+    const [confirmation] = await t.outbox();
     const confirm = new URL(linkIn(confirmation!, '/confirm'));
-    const again = await t.server.inject({ method: 'GET', url: `${confirm.pathname}${confirm.search}` });
+    const again = await t.server.inject({ method: 'POST', url: `${confirm.pathname}${confirm.search}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
     expect(again.statusCode).toBe(200);
-    expect((await readOutbox(t.dataDir)).filter((m) => m.parsed.subject?.startsWith('Welcome'))).toHaveLength(1);
+    expect((await t.outbox()).filter((m) => m.parsed.subject?.startsWith('Welcome'))).toHaveLength(1);
   });
 
   it('answers a tampered, missing or expired token with a friendly 400 page', async () => {
     await subscribe({ email: 'late@example.com' });
-    const [confirmation] = await readOutbox(t.dataDir);
+    const [confirmation] = await t.outbox();
     const url = new URL(linkIn(confirmation!, '/confirm'));
     const token = url.searchParams.get('token')!;
     const tampered = await t.server.inject({ method: 'GET', url: `/confirm?token=${token.slice(0, -2)}xx` });
@@ -164,6 +250,8 @@ describe('GET /confirm', () => {
     const expired = await t.server.inject({ method: 'GET', url: `/confirm?token=${token}` });
     expect(expired.statusCode).toBe(400);
     expect(expired.body).toContain('expired');
+    const expiredPost = await t.server.inject({ method: 'POST', url: `/confirm?token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+    expect(expiredPost.statusCode).toBe(400);
     expect((await subscriber('late@example.com'))!.status).toBe('pending');
   });
 });
@@ -218,7 +306,7 @@ describe('unsubscribe (RFC 8058)', () => {
 
   it('refuses a confirm token used as an unsubscribe token', async () => {
     await subscribe({ email: 'mixup@example.com' });
-    const [confirmation] = await readOutbox(t.dataDir);
+    const [confirmation] = await t.outbox();
     const token = new URL(linkIn(confirmation!, '/confirm')).searchParams.get('token')!;
     const response = await t.server.inject({ method: 'POST', url: `/unsubscribe?token=${token}`, headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'List-Unsubscribe=One-Click' });
     expect(response.statusCode).toBe(400);

@@ -99,7 +99,7 @@ describe('importSubscribersCsv', () => {
     const summary = await run(csv);
     expect(summary.invalid).toEqual([
       { line: 3, reason: 'email: "not-an-email" is not a valid email address' },
-      { line: 5, reason: 'name: must not contain line breaks' },
+      { line: 5, reason: 'name: must not contain control characters (found U+000A at position 6)' },
       { line: 7, reason: 'lists: unknown list "nosuch" (known: dispatch, weekly)' },
       { line: 8, reason: 'frequency: expected one of instant, daily, weekly, got "hourly"' },
       { line: 9, reason: 'duplicate: GOOD1@example.com is already on line 2' },

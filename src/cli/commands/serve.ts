@@ -19,12 +19,12 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       const base = makeApp();
       const effectivePort = port ?? base.config.port;
       // Links in emails must reach this server; without BASE_URL that is localhost.
-      const app = makeApp({ port: effectivePort, baseUrl: base.config.baseUrl ?? `http://localhost:${effectivePort}` });
+      const app = makeApp({ port: effectivePort, baseUrl: base.config.baseUrl ?? `http://localhost:${effectivePort}`, createDatabase: true });
       const server = await buildServer(app, { logger: true });
       await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
       await server.listen({ port: effectivePort, host: options.host });
       const controller = new AbortController();
-      const worker = (await app.worker({}, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`))).run({ signal: controller.signal }).catch((error: unknown) => server.log.error({ err: error }, 'worker stopped'));
+      const worker = (await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`))).run({ signal: controller.signal }).catch((error: unknown) => server.log.error({ err: error }, 'worker stopped'));
       const scheduler = await startScheduler(app, { log: server.log });
       await new Promise<void>((resolve) => {
         const stop = () => resolve();

@@ -24,7 +24,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
 
   subscribers
     .command('add')
-    .description('add one subscriber; prints the new id (without --confirmed, a confirmation email is sent)')
+    .description('add one subscriber; prints the new id (without --confirmed, a confirmation email is queued)')
     .argument('<email>', 'the address')
     .option('--name <name>', 'their name')
     .option('--list <slugs>', 'list slug(s), comma-separated (default: the first list in site.yaml)')
@@ -41,7 +41,9 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
           source: 'cli',
         });
         process.stdout.write(`${added.id}\n`);
-        if (!flags.confirmed) process.stderr.write(`a confirmation email was sent to ${email.trim()}: they are pending until they click it\n`);
+        if (!flags.confirmed) {
+          process.stderr.write(`a confirmation email to ${email.trim()} is queued (a running \`gazette serve\` or \`gazette worker\` sends it): they are pending until they confirm\n`);
+        }
       }),
     );
 

@@ -6,7 +6,7 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
   program
     .command('worker')
     .description('deliver queued messages (GAZETTE_CONCURRENCY at once, GAZETTE_RATE per second) until stopped')
-    .option('--exit-when-idle', 'exit once the queue is empty (drain and stop)')
+    .option('--exit-when-idle', 'exit once nothing is left to send now (drain and stop)')
     .action(async (options: { exitWhenIdle?: boolean }) => {
       const app = makeApp();
       const controller = new AbortController();
@@ -17,17 +17,20 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
       try {
-        const worker = await app.worker({}, (event, details) => process.stderr.write(`worker: ${event} ${JSON.stringify(details)}\n`));
+        // A long-running worker retries editions paused by an outage once their backoff is over.
+        const worker = await app.worker({ resumeOutages: !options.exitWhenIdle }, (event, details) =>
+          process.stderr.write(`worker: ${event} ${JSON.stringify(details)}\n`),
+        );
         process.stderr.write(`worker: sending through ${(await app.transport()).name}, ${app.config.concurrency} at once, ${app.config.rate}/s\n`);
         const queue = await app.queue();
+        const notices = await app.notices();
         let idlePolls = 0;
         await worker.run({
           signal: controller.signal,
           // Twice empty in a row: another worker may still hold a few jobs for a moment.
           stopWhenIdle: options.exitWhenIdle
             ? async () => {
-                const counts = await queue.counts(app.now());
-                idlePolls = counts.waiting + counts.leased + counts.delayed === 0 ? idlePolls + 1 : 0;
+                idlePolls = (await queue.size()) + (await notices.due()) === 0 ? idlePolls + 1 : 0;
                 return idlePolls >= 2;
               }
             : undefined,

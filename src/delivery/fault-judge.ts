@@ -1,0 +1,148 @@
+import type { DeliveryFault, FaultKind } from '../errors.ts';
+
+/**
+ * Failures in a row (no success between) after which a kind of failure is taken as the server's
+ * doing rather than each recipient's. Recipient-looking bounces need a long streak, since a dirty
+ * list can hold a few dead addresses in a row; replies of unclear scope and dead connections need
+ * only a short one. `refused` needs no streak: the reply itself says the server refuses us.
+ */
+export const DEFAULT_STREAKS: Record<Exclude<FaultKind, 'refused'>, number> = {
+  unreachable: 3,
+  'recipient-temporary': 5,
+  'recipient-permanent': 10,
+  'unclear-permanent': 3,
+};
+
+/** A failure the judge holds back until it knows whose fault it was. */
+export interface HeldFailure<T> {
+  item: T;
+  fault: DeliveryFault;
+}
+
+/** What to do with failures once judged. */
+export type Verdict<T> =
+  /** Each failure is its recipient's own: retry or bounce each as its reply says. */
+  | { kind: 'individual'; group: string; failures: HeldFailure<T>[] }
+  /** The server is at fault for all of them: pause the group, give every item back unharmed. */
+  | { kind: 'server'; group: string; pause: 'refused' | 'outage'; reason: string; items: T[] }
+  /** Nothing was decided (the worker is stopping): give the items back unharmed. */
+  | { kind: 'release'; group: string; items: T[] };
+
+interface Held<T> extends HeldFailure<T> {
+  key: string;
+  since: number;
+}
+
+/** Options of FaultJudge. */
+export interface FaultJudgeOptions {
+  streaks?: Partial<typeof DEFAULT_STREAKS>;
+  /** Longest a failure is held waiting for more evidence; default 2 minutes. */
+  maxHoldMs?: number;
+  now?: () => number;
+}
+
+/**
+ * Decides, per group (an edition), whether failures are the recipients' or the server's. A failure
+ * is held, not acted on, until the evidence is in: a success in the same group makes every held
+ * failure its recipient's own; a streak of alike failures makes them all the server's (pause, nobody
+ * suppressed, no attempt spent); when no more evidence can come (the group has nothing else in
+ * flight) or after `maxHoldMs`, each is its recipient's own. Pure bookkeeping: the caller acts.
+ */
+export class FaultJudge<T> {
+  private readonly held = new Map<string, Held<T>[]>();
+  private readonly streaks: typeof DEFAULT_STREAKS;
+  private readonly maxHoldMs: number;
+  private readonly now: () => number;
+
+  constructor(options: FaultJudgeOptions = {}) {
+    this.streaks = { ...DEFAULT_STREAKS, ...options.streaks };
+    this.maxHoldMs = options.maxHoldMs ?? 120_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A message of the group went through: whatever the group held was each recipient's own failure. */
+  success(group: string): Verdict<T>[] {
+    return this.individual(group);
+  }
+
+  /** A message of the group failed: held, or (with it) a streak that pauses the group. */
+  failure(group: string, item: T, fault: DeliveryFault): Verdict<T>[] {
+    const held = this.held.get(group) ?? [];
+    if (fault.kind === 'refused') {
+      this.held.delete(group);
+      return [{ kind: 'server', group, pause: 'refused', reason: fault.message, items: [...held.map((h) => h.item), item] }];
+    }
+    const key = streakKey(fault);
+    held.push({ item, fault, key, since: this.now() });
+    this.held.set(group, held);
+    const alike = held.filter((h) => h.key === key).length;
+    if (alike < this.streaks[fault.kind]) return [];
+    this.held.delete(group);
+    const pause = fault.kind === 'unreachable' || fault.kind === 'recipient-temporary' ? 'outage' : 'refused';
+    const reason = `${alike} ${DESCRIBED[fault.kind]} in a row, so the server, not the recipients, is at fault; the last: ${fault.message}`;
+    return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item) }];
+  }
+
+  /** The group has nothing else in flight: no more evidence will come, so its held failures are judged one by one. */
+  settle(group: string): Verdict<T>[] {
+    return this.individual(group);
+  }
+
+  /** Failures held longer than `maxHoldMs`, judged one by one. */
+  expire(): Verdict<T>[] {
+    const cutoff = this.now() - this.maxHoldMs;
+    const verdicts: Verdict<T>[] = [];
+    for (const [group, held] of this.held) {
+      const old = held.filter((h) => h.since <= cutoff);
+      if (old.length === 0) continue;
+      const young = held.filter((h) => h.since > cutoff);
+      if (young.length > 0) this.held.set(group, young);
+      else this.held.delete(group);
+      verdicts.push({ kind: 'individual', group, failures: old.map(({ item, fault }) => ({ item, fault })) });
+    }
+    return verdicts;
+  }
+
+  /** Everything held, given back undecided (the worker stops). */
+  releaseAll(): Verdict<T>[] {
+    const verdicts = [...this.held].map(([group, held]): Verdict<T> => ({ kind: 'release', group, items: held.map((h) => h.item) }));
+    this.held.clear();
+    return verdicts;
+  }
+
+  /** Every item held now, for lease renewal. */
+  heldItems(): T[] {
+    return [...this.held.values()].flat().map((h) => h.item);
+  }
+
+  private individual(group: string): Verdict<T>[] {
+    const held = this.held.get(group);
+    if (!held) return [];
+    this.held.delete(group);
+    return [{ kind: 'individual', group, failures: held.map(({ item, fault }) => ({ item, fault })) }];
+  }
+}
+
+const DESCRIBED: Record<Exclude<FaultKind, 'refused'>, string> = {
+  unreachable: 'failed connections',
+  'recipient-temporary': 'recipients deferred with the same reply',
+  'recipient-permanent': 'recipients refused with the same reply',
+  'unclear-permanent': 'messages refused with the same reply',
+};
+
+/**
+ * Failures are alike when their kind and reply match once what differs per recipient is taken
+ * out (addresses, queue ids, numbers); any dead connection is like any other.
+ */
+export function streakKey(fault: DeliveryFault): string {
+  if (fault.kind === 'unreachable') return 'unreachable';
+  const reply = fault.reply
+    .toLowerCase()
+    .replace(/<[^>]*>/g, '<>')
+    .replace(/[^\s<>]+@[^\s<>]+/g, '@')
+    .replace(/\b[0-9a-f]{6,}\b/g, '#')
+    .replace(/(?<![0-9.])\d{4,}(?![0-9.])/g, '#')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return `${fault.kind}|${reply}`;
+}

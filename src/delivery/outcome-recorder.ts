@@ -1,0 +1,175 @@
+import type { DeliveryFault } from '../errors.ts';
+import type { DeliveryLedger, DeliveryOutcome, DeliveryToSend, OutcomeRecord } from './delivery-ledger.ts';
+import type { EditionStore } from './edition-store.ts';
+import type { FaultJudge, Verdict } from './fault-judge.ts';
+import { retryDelayMs, type RetryPolicy } from './retry-policy.ts';
+import type { QueuedJob, SendQueue } from './send-queue.ts';
+
+/** A delivery a worker holds: its queue job, its ledger claim, and what sending it needs. */
+export interface Taken {
+  job: QueuedJob;
+  claim: string;
+  delivery: DeliveryToSend;
+}
+
+/** Where the worker reports what it does: retries, bounces, pauses, lost leases, errors. */
+export type WorkerLog = (event: string, details: Record<string, unknown>) => void;
+
+/** What the recorder writes to and decides with. */
+export interface OutcomeRecorderDeps {
+  ledger: DeliveryLedger;
+  queue: SendQueue;
+  editions: Pick<EditionStore, 'pause'>;
+  judge: FaultJudge<Taken>;
+  retry: RetryPolicy;
+  random: () => number;
+  now: () => Date;
+  log: WorkerLog;
+  /** Told when an edition was paused, so the loop gives back what it still holds of it. */
+  onPause: (editionId: number) => Promise<void>;
+}
+
+interface PendingSent {
+  taken: Taken;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+/**
+ * Writes what became of each delivery: to the ledger first (fenced by the claim), then the queue.
+ * Sent messages are committed in groups; every sender waits for its own, so at most the messages
+ * in flight are ever sent but unrecorded (what a crash can repeat). Failures go through the
+ * FaultJudge, which says whether they are each recipient's own or the server's (a pause).
+ */
+export class OutcomeRecorder {
+  private pending: PendingSent[] = [];
+  private flushing: Promise<void> | undefined;
+  private scheduled = false;
+
+  constructor(private readonly deps: OutcomeRecorderDeps) {}
+
+  /** Resolves once the delivery is recorded as sent and its job acked. */
+  async sent(taken: Taken): Promise<void> {
+    const recorded = new Promise<void>((resolve, reject) => {
+      this.pending.push({ taken, resolve, reject });
+      this.schedule();
+    });
+    await this.apply(this.deps.judge.success(group(taken)));
+    await recorded;
+  }
+
+  /** A send failed: held by the judge, or acted on now with whatever it decides. */
+  async failed(taken: Taken, fault: DeliveryFault): Promise<void> {
+    await this.apply(this.deps.judge.failure(group(taken), taken, fault));
+  }
+
+  /** The delivery is not to be sent (the subscriber left or is suppressed). */
+  async skipped(taken: Taken, reason: string): Promise<void> {
+    await this.write([[taken, { status: 'skipped', reason }]]);
+  }
+
+  /** Gives deliveries back unsent, at no cost to their attempts (a pause, a stop). */
+  async release(items: readonly Taken[]): Promise<void> {
+    await this.write(items.map((taken) => [taken, { status: 'retry', error: undefined, counts: false }]));
+  }
+
+  /** The edition has nothing else in flight: decide its held failures one by one. */
+  async settle(editionId: number): Promise<void> {
+    await this.apply(this.deps.judge.settle(String(editionId)));
+  }
+
+  /** Decides failures held too long. */
+  async expire(): Promise<void> {
+    await this.apply(this.deps.judge.expire());
+  }
+
+  /** Commits what is pending and gives back whatever the judge still holds. */
+  async stop(): Promise<void> {
+    await this.flush();
+    await this.apply(this.deps.judge.releaseAll());
+  }
+
+  /** Everything held undecided by the judge: its leases must be renewed too. */
+  held(): Taken[] {
+    return this.deps.judge.heldItems();
+  }
+
+  private async apply(verdicts: Verdict<Taken>[]): Promise<void> {
+    for (const verdict of verdicts) {
+      if (verdict.kind === 'individual') await this.write(verdict.failures.map(({ item, fault }) => [item, this.ownFault(item, fault)]));
+      else if (verdict.kind === 'release') await this.release(verdict.items);
+      else await this.pause(Number(verdict.group), verdict.pause, verdict.reason, verdict.items);
+    }
+  }
+
+  /** What a failure that is the recipient's own means: a bounce, another try later, or the end of its tries. */
+  private ownFault(taken: Taken, fault: DeliveryFault): DeliveryOutcome {
+    if (fault.kind === 'recipient-permanent' || fault.kind === 'unclear-permanent') return { status: 'bounced', error: fault.message };
+    const attempts = taken.delivery.attempts + 1;
+    if (attempts >= this.deps.retry.maxAttempts) return { status: 'failed', error: `${fault.message} (after ${attempts} attempts)` };
+    return { status: 'retry', error: fault.message, counts: true };
+  }
+
+  private async pause(editionId: number, kind: 'refused' | 'outage', reason: string, items: Taken[]): Promise<void> {
+    const paused = await this.deps.editions.pause(editionId, kind, reason);
+    await this.deps.queue.hold(editionId, true);
+    await this.release(items);
+    if (paused) this.deps.log('paused', { edition: editionId, kind, reason });
+    await this.deps.onPause(editionId);
+  }
+
+  /** Writes outcomes (fenced), then settles their jobs: acked when done, due again when retried. */
+  private async write(items: [Taken, DeliveryOutcome][]): Promise<void> {
+    if (items.length === 0) return;
+    const records: OutcomeRecord[] = items.map(([taken, outcome]) => ({ deliveryId: taken.delivery.id, claim: taken.claim, outcome }));
+    const lost = new Set(await this.deps.ledger.record(records));
+    const now = this.deps.now();
+    const done: QueuedJob[] = [];
+    for (const [taken, outcome] of items) {
+      if (lost.has(taken.delivery.id)) {
+        this.deps.log('lease-lost', { delivery: taken.delivery.id, outcome: outcome.status });
+        continue;
+      }
+      if (outcome.status !== 'retry') done.push(taken.job);
+      else if (!outcome.counts) await this.deps.queue.retry([taken.job], now);
+      else {
+        const delayMs = retryDelayMs(this.deps.retry, taken.delivery.attempts + 1, this.deps.random);
+        await this.deps.queue.retry([taken.job], new Date(now.getTime() + delayMs));
+        this.deps.log('retry', { delivery: taken.delivery.id, attempts: taken.delivery.attempts + 1, delayMs, error: outcome.error });
+      }
+      if (outcome.status === 'bounced' || outcome.status === 'failed') this.deps.log(outcome.status, { delivery: taken.delivery.id, error: outcome.error });
+    }
+    await this.deps.queue.ack(done);
+  }
+
+  // Records sent within one turn of the event loop are written together.
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    while (this.flushing) await this.flushing;
+    if (this.pending.length === 0) return;
+    const group = this.pending.splice(0);
+    this.flushing = (async () => {
+      try {
+        await this.write(group.map((p) => [p.taken, { status: 'sent' }]));
+        for (const p of group) p.resolve();
+      } catch (error) {
+        for (const p of group) p.reject(error as Error);
+      }
+    })();
+    await this.flushing;
+    this.flushing = undefined;
+    if (this.pending.length > 0) this.schedule();
+  }
+}
+
+function group(taken: Taken): string {
+  return String(taken.delivery.editionId);
+}

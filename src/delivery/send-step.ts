@@ -1,0 +1,94 @@
+import type { Content, EditionOrigin, MailingList } from '../content/model.ts';
+import { DeliveryFault } from '../errors.ts';
+import { recipientLinks } from '../links/recipient-links.ts';
+import type { TokenSigner } from '../links/tokens.ts';
+import { recipientValues } from '../render/slots.ts';
+import type { DeliveryToSend } from './delivery-ledger.ts';
+import type { MessageSigner } from './dkim.ts';
+import type { EditionStore } from './edition-store.ts';
+import { prepareMessageTemplate, renderMessage, type MessageTemplate } from './mime-message.ts';
+import type { RateLimiter } from './rate-limiter.ts';
+import type { OutgoingMessage, Transport } from './transport.ts';
+
+/** What personalizing and sending need. */
+export interface SendStepDeps {
+  editions: Pick<EditionStore, 'find'>;
+  transport: Transport;
+  signMessage: MessageSigner;
+  tokens: TokenSigner;
+  limiter: RateLimiter;
+  now: () => Date;
+  /** site.yaml, read only for editions made before their origin was kept. */
+  legacyContent?: () => Promise<Content>;
+}
+
+/**
+ * Personalize-and-send: fills an edition's pre-encoded message with one recipient's values,
+ * signs it and hands it to the transport within the rate limit. Rejects with a DeliveryFault.
+ */
+export class SendStep {
+  private readonly templates = new Map<number, Promise<{ template: MessageTemplate; origin: EditionOrigin }>>();
+
+  constructor(private readonly deps: SendStepDeps) {}
+
+  /** Sends one delivery's message. */
+  async send(delivery: DeliveryToSend & { email: string }): Promise<void> {
+    const { template, origin } = await this.template(delivery.editionId);
+    const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId);
+    const raw = renderMessage(template, {
+      email: delivery.email,
+      name: delivery.name ?? undefined,
+      values: recipientValues({
+        greeting: delivery.name ? `Hello ${delivery.name},` : 'Hello,',
+        email: delivery.email,
+        unsubscribe_url: links.unsubscribeUrl,
+        preferences_url: links.preferencesUrl,
+      }),
+      unsubscribeUrl: links.unsubscribeUrl,
+      unsubscribeMailto: links.unsubscribeMailto,
+      messageKey: messageKey(delivery),
+      date: this.deps.now(),
+    });
+    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw });
+  }
+
+  /** Signs a finished message and sends it within the rate limit (notices come this way too). */
+  async deliver(message: OutgoingMessage): Promise<void> {
+    const raw = await this.deps.signMessage(message.raw);
+    await this.deps.limiter.take();
+    await this.deps.transport.send({ ...message, raw });
+  }
+
+  /** Forgets an edition's prepared parts (it was paused; it may be read afresh when resumed). */
+  forget(editionId: number): void {
+    this.templates.delete(editionId);
+  }
+
+  // The shared, pre-encoded parts of an edition's messages: built once per edition per worker.
+  private template(editionId: number): Promise<{ template: MessageTemplate; origin: EditionOrigin }> {
+    let prepared = this.templates.get(editionId);
+    if (!prepared) {
+      prepared = (async () => {
+        const edition = await this.deps.editions.find(editionId);
+        if (!edition) throw new DeliveryFault('refused', `edition ${editionId} is gone: nothing to send`);
+        const origin = edition.origin ?? (await this.legacyOrigin(edition.listSlug));
+        return { template: prepareMessageTemplate(origin, origin.list, edition.compiled), origin };
+      })();
+      prepared.catch(() => this.templates.delete(editionId));
+      this.templates.set(editionId, prepared);
+    }
+    return prepared;
+  }
+
+  private async legacyOrigin(listSlug: string): Promise<EditionOrigin> {
+    if (!this.deps.legacyContent) throw new DeliveryFault('refused', 'this edition was made before editions kept their sender: send it from a machine with content/');
+    const { site } = await this.deps.legacyContent();
+    const list: MailingList = site.lists.find((l) => l.slug === listSlug) ?? { slug: listSlug, name: listSlug, description: '' };
+    return { baseUrl: site.baseUrl, sender: site.sender, list };
+  }
+}
+
+/** A delivery's Message-ID left part: stable, so a retried message keeps its id. */
+export function messageKey(delivery: { id: number; editionId: number }): string {
+  return `d${delivery.id}.e${delivery.editionId}`;
+}
