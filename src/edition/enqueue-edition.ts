@@ -12,7 +12,7 @@ export interface EnqueueResult {
   editionId: number;
   /** Deliveries added by this call: the whole audience on a first send, new subscribers with `includeNew`. */
   added: number;
-  /** Failed deliveries given a fresh set of attempts. */
+  /** Failed deliveries (and bounced ones whose suppression was lifted) given a fresh set of attempts. */
   requeued: number;
   /** True when the edition was paused and this call resumed it. */
   resumed: boolean;
@@ -63,8 +63,8 @@ export async function enqueueEdition(
     }
     await editions.closeAudience(editionId);
   }
-  const requeued = await deliveries.requeueFailed(editionId);
-  // Everything queued in the ledger goes (back) on the queue: failed ones just requeued, and any
+  const requeued = await deliveries.requeueRetryable(editionId);
+  // Everything queued in the ledger goes (back) on the queue: those just requeued, and any
   // whose job was lost. Jobs already there are left as they are.
   for (let after = 0; ; ) {
     const ids = await deliveries.queuedIds(editionId, after, BATCH * 5);

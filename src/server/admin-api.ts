@@ -8,10 +8,11 @@ import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
 import type { SubscriberStatus } from '../store/schema.ts';
-import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
-import { exportSubscribersCsv, subscriberJson } from '../subscribers/csv-export.ts';
+import type { LiftedSuppression, SubscriberWithLists, WithSuppression } from '../store/subscribers-repo.ts';
+import { exportSubscribersCsv, subscriberJson, suppressionJson } from '../subscribers/csv-export.ts';
 import { importSubscribersCsv, type ImportSummary } from '../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../subscribers/email-address.ts';
+import { liftEditionSuppressions, liftSuppression } from '../subscribers/suppression.ts';
 import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
@@ -42,7 +43,8 @@ class HttpError extends Error {
 
 /**
  * The admin API under /api, behind `Authorization: Bearer GAZETTE_ADMIN_TOKEN`: subscribers listed,
- * added, erased, counted, imported and exported. With no token configured every /api URL answers 404.
+ * added, erased, counted, imported and exported, suppressions lifted. With no token configured every
+ * /api URL answers 404.
  */
 export function registerAdminApi(server: FastifyInstance, context: ServerContext, options: AdminApiOptions = {}): void {
   void server.register(
@@ -59,7 +61,7 @@ export function registerAdminApi(server: FastifyInstance, context: ServerContext
   );
 }
 
-// Hashing first gives equal lengths, so timingSafeEqual leaks neither the token nor its length.
+/** Subscriber routes, and the one that lifts an edition's bounces (it acts on subscribers). */
 function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
   api.get<{ Querystring: Query }>('/subscribers', async (request) => {
     const q = request.query;
@@ -69,14 +71,16 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     }
     const search = text(q, 'search');
     if (search !== undefined && search.length > 200) throw new InputError(`search: at most 200 characters (got ${search.length})`);
-    const result = await (await app.subscribers()).page({
+    const repo = await app.subscribers();
+    const result = await repo.page({
       page: wholeNumber(q, 'page', 1, Number.MAX_SAFE_INTEGER),
       perPage: wholeNumber(q, 'per_page', 50, MAX_PER_PAGE),
       search: search || undefined,
       status: status as SubscriberStatus | undefined,
       list: await knownList(app, text(q, 'list')),
     });
-    return { total: result.total, page: result.page, per_page: result.perPage, subscribers: result.subscribers.map(subscriberJson) };
+    const subscribers = (await repo.attachSuppressions(result.subscribers)).map(subscriberJson);
+    return { total: result.total, page: result.page, per_page: result.perPage, subscribers };
   });
 
   api.get('/subscribers/counts', async () => {
@@ -101,7 +105,7 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
       .send(body);
   });
 
-  api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await findSubscriber(app, request.params.email)));
+  api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await withSuppression(app, await findSubscriber(app, request.params.email))));
 
   api.post<{ Body: unknown }>('/subscribers', async (request, reply) => {
     if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body)) {
@@ -110,7 +114,7 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     const fields = request.body as Record<string, unknown>;
     if (fields.confirmed !== undefined && typeof fields.confirmed !== 'boolean') throw new InputError('confirmed: expected true or false');
     const added = await (await app.subscriptions()).add({ ...fields, email: fields.email, confirmed: fields.confirmed === true, source: 'api' });
-    return reply.status(201).send(subscriberJson(added));
+    return reply.status(201).send(subscriberJson(await withSuppression(app, added)));
   });
 
   api.delete<{ Params: { email: string } }>('/subscribers/:email', async (request, reply) => {
@@ -119,6 +123,27 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     request.log.info({ subscriber: subscriber.id }, 'subscriber erased');
     return reply.status(204).send();
   });
+
+  api.delete<{ Params: { email: string } }>('/subscribers/:email/suppression', async (request) => {
+    const lifted = await liftSuppression(await app.subscribers(), request.params.email, app.now());
+    request.log.info({ reason: lifted.reason, status: lifted.status }, 'suppression lifted');
+    return liftedJson(lifted);
+  });
+
+  api.post<{ Params: { id: string } }>('/editions/:id/unsuppress', async (request) => {
+    const lifted = await liftEditionSuppressions({ store: await app.subscribers(), editions: await app.editions() }, request.params.id, app.now());
+    request.log.info({ edition: request.params.id, lifted: lifted.length }, 'edition bounces lifted');
+    return { lifted: lifted.map(liftedJson) };
+  });
+}
+
+/** A lifted suppression: the address, what its suppression was, and the subscriber's status now (null: no subscriber has it). */
+function liftedJson(lifted: LiftedSuppression) {
+  return { email: lifted.email, ...suppressionJson(lifted), status: lifted.status };
+}
+
+async function withSuppression(app: App, subscriber: SubscriberWithLists): Promise<WithSuppression<SubscriberWithLists>> {
+  return (await (await app.subscribers()).attachSuppressions([subscriber]))[0]!;
 }
 
 /**

@@ -77,13 +77,32 @@ export class DeliveriesRepo implements DeliveryLedger {
     return rows.map((r) => r.id);
   }
 
-  /** Puts an edition's failed deliveries back in the queue with a fresh retry budget; returns their ids. */
-  async requeueFailed(editionId: number): Promise<number[]> {
+  /**
+   * Puts an edition's failed deliveries back in the queue with a fresh retry budget, and its
+   * bounced ones whose suppression an operator has since lifted (a relay that refused everyone
+   * before Gazette knew better); returns their ids.
+   */
+  async requeueRetryable(editionId: number): Promise<number[]> {
     const rows = await this.db
       .updateTable('deliveries')
       .set({ status: 'queued', attempts: 0, updated_at: this.now().toISOString() })
       .where('edition_id', '=', editionId)
-      .where('status', '=', 'failed')
+      .where((eb) =>
+        eb.or([
+          eb('status', '=', 'failed'),
+          eb.and([
+            eb('status', '=', 'bounced'),
+            eb.exists(
+              eb
+                .selectFrom('subscribers as s')
+                .select('s.id')
+                .whereRef('s.id', '=', 'deliveries.subscriber_id')
+                .where('s.status', '=', 'active')
+                .where(({ not, exists, selectFrom }) => not(exists(selectFrom('suppressions as x').select('x.email_key').whereRef('x.email_key', '=', 's.email_key')))),
+            ),
+          ]),
+        ]),
+      )
       .returning('id')
       .execute();
     return rows.map((r) => r.id).sort((x, y) => x - y);

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database, Frequency, SubscriberRow, SubscriberStatus } from './schema.ts';
+import type { Database, Frequency, SubscriberRow, SubscriberStatus, SuppressionReason } from './schema.ts';
 
 /** A list a subscriber wants, at a pace. */
 export interface ListChoice {
@@ -19,6 +19,34 @@ export interface SubscriberPage {
   perPage: number;
   subscribers: SubscriberWithLists[];
 }
+
+/** Why and since when an address is suppressed; a bounce also names its delivery and that delivery's edition. */
+export interface Suppression {
+  reason: SuppressionReason;
+  detail: string | null;
+  /** When it was suppressed (ISO 8601 UTC). */
+  since: string;
+  deliveryId: number | null;
+  editionId: number | null;
+}
+
+/** A subscriber (or any row with an address) with its suppression, null when it may be mailed. */
+export type WithSuppression<T> = T & { suppression: Suppression | null };
+
+/** A suppression taken off the list, and where its subscriber stands now. */
+export interface LiftedSuppression extends Suppression {
+  emailKey: string;
+  /** The subscriber's address as they gave it; the key when no subscriber has it (erased, or never imported). */
+  email: string;
+  /** The subscriber's status after the lift; null when no subscriber has the address. */
+  status: SubscriberStatus | null;
+}
+
+/** Statuses a suppression caused, so lifting it undoes them; others (pending, unsubscribed) are the person's own choice. */
+const SUPPRESSED_STATUSES: readonly SubscriberStatus[] = ['bounced', 'complained'];
+
+/** Addresses per IN list: a CLI batch (1000) or an API page (500) is one query, far below SQLite's 32,766 bound values. */
+const KEYS_PER_QUERY = 1000;
 
 /** A new subscriber to insert (by import, API or form). */
 export interface NewSubscriber {
@@ -210,6 +238,48 @@ export class SubscribersRepo {
     return found;
   }
 
+  /** Why the address is suppressed, or undefined when it is not. */
+  async suppression(emailKey: string): Promise<Suppression | undefined> {
+    return (await this.suppressionsOf([emailKey])).get(emailKey);
+  }
+
+  /** Each row with its suppression (null when none): one query per 1,000 rows, for list pages. */
+  async attachSuppressions<T extends { email_key: string }>(rows: T[]): Promise<WithSuppression<T>[]> {
+    const found = await this.suppressionsOf(rows.map((r) => r.email_key));
+    return rows.map((row) => ({ ...row, suppression: found.get(row.email_key) ?? null }));
+  }
+
+  /**
+   * Takes the address off the suppression list; a subscriber it had bounced or complained is active
+   * again if they still have lists, else unsubscribed. Returns what was lifted, or undefined when the
+   * address was not suppressed.
+   */
+  async unsuppress(emailKey: string, now: Date): Promise<LiftedSuppression | undefined> {
+    return this.db.transaction().execute(async (trx) => (await liftWhere(trx, now, { emailKey }))[0]);
+  }
+
+  /**
+   * Lifts every suppression one edition's bounces caused (a relay that refused a whole send), in one
+   * transaction, with the same status rule as `unsuppress`. Returns the lifted ones in address order.
+   */
+  async unsuppressEdition(editionId: number, now: Date): Promise<LiftedSuppression[]> {
+    return this.db.transaction().execute((trx) => liftWhere(trx, now, { editionId }));
+  }
+
+  private async suppressionsOf(emailKeys: string[]): Promise<Map<string, Suppression>> {
+    const found = new Map<string, Suppression>();
+    for (let i = 0; i < emailKeys.length; i += KEYS_PER_QUERY) {
+      const rows = await this.db
+        .selectFrom('suppressions as x')
+        .leftJoin('deliveries as d', 'd.id', 'x.delivery_id')
+        .select(['x.email_key', 'x.reason', 'x.detail', 'x.created_at', 'x.delivery_id', 'd.edition_id'])
+        .where('x.email_key', 'in', emailKeys.slice(i, i + KEYS_PER_QUERY))
+        .execute();
+      for (const r of rows) found.set(r.email_key, { reason: r.reason, detail: r.detail, since: r.created_at, deliveryId: r.delivery_id, editionId: r.edition_id });
+    }
+    return found;
+  }
+
   private async withLists(row: SubscriberRow): Promise<SubscriberWithLists> {
     return (await this.attachLists([row]))[0]!;
   }
@@ -230,6 +300,59 @@ export class SubscribersRepo {
     }
     return rows.map((row) => ({ ...row, lists: byId.get(row.id) ?? [] }));
   }
+}
+
+/**
+ * Deletes the suppressions of one address or of one edition's bounces and restores their subscribers'
+ * status. The delete's RETURNING is the truth of what was lifted, so two lifts at once never both report a row.
+ */
+async function liftWhere(trx: Kysely<Database>, now: Date, which: { emailKey: string } | { editionId: number }): Promise<LiftedSuppression[]> {
+  const query = trx.deleteFrom('suppressions');
+  const deleted = await ('emailKey' in which
+    ? query.where('email_key', '=', which.emailKey)
+    : query.where('delivery_id', 'in', (eb) => eb.selectFrom('deliveries').select('id').where('edition_id', '=', which.editionId))
+  )
+    .returning((eb) => [
+      'email_key',
+      'reason',
+      'detail',
+      'created_at',
+      'delivery_id',
+      eb.selectFrom('deliveries').select('edition_id').whereRef('deliveries.id', '=', 'suppressions.delivery_id').as('edition_id'),
+    ])
+    .execute();
+  const at = now.toISOString();
+  const subscribers = new Map<string, { email: string; status: SubscriberStatus }>();
+  for (let i = 0; i < deleted.length; i += KEYS_PER_QUERY) {
+    const keys = deleted.slice(i, i + KEYS_PER_QUERY).map((r) => r.email_key);
+    await trx
+      .updateTable('subscribers')
+      .set((eb) => {
+        const hasLists = eb.exists(eb.selectFrom('subscriptions').select('subscriptions.subscriber_id').whereRef('subscriptions.subscriber_id', '=', 'subscribers.id'));
+        return {
+          status: eb.case().when(hasLists).then(sql.lit<SubscriberStatus>('active')).else(sql.lit<SubscriberStatus>('unsubscribed')).end(),
+          unsubscribed_at: eb.case().when(hasLists).then(sql.lit<string | null>(null)).else(eb.fn.coalesce('unsubscribed_at', eb.val(at))).end(),
+          updated_at: at,
+        };
+      })
+      .where('email_key', 'in', keys)
+      .where('status', 'in', SUPPRESSED_STATUSES)
+      .execute();
+    const rows = await trx.selectFrom('subscribers').select(['email_key', 'email', 'status']).where('email_key', 'in', keys).execute();
+    for (const r of rows) subscribers.set(r.email_key, { email: r.email, status: r.status });
+  }
+  return deleted
+    .map((r) => ({
+      emailKey: r.email_key,
+      email: subscribers.get(r.email_key)?.email ?? r.email_key,
+      status: subscribers.get(r.email_key)?.status ?? null,
+      reason: r.reason,
+      detail: r.detail,
+      since: r.created_at,
+      deliveryId: r.delivery_id,
+      editionId: r.edition_id ?? null,
+    }))
+    .sort((a, b) => (a.emailKey < b.emailKey ? -1 : a.emailKey > b.emailKey ? 1 : 0));
 }
 
 async function insertChunk(trx: Kysely<Database>, subscribers: NewSubscriber[], now: Date): Promise<number> {

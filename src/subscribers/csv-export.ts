@@ -1,8 +1,8 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
-import type { SubscriberStatus } from '../store/schema.ts';
-import type { ListChoice, SubscriberWithLists } from '../store/subscribers-repo.ts';
+import type { SubscriberStatus, SuppressionReason } from '../store/schema.ts';
+import type { ListChoice, Suppression, SubscriberWithLists, WithSuppression } from '../store/subscribers-repo.ts';
 
 /** What an export needs from the store; SubscribersRepo provides it. */
 export interface ExportRepo {
@@ -22,10 +22,25 @@ export interface SubscriberJson {
   created_at: string;
   confirmed_at: string | null;
   source: string;
+  /** Why they are never mailed; null when they may be. */
+  suppression: SuppressionJson | null;
 }
 
-/** The stable JSON shape of a subscriber. */
-export function subscriberJson(s: SubscriberWithLists): SubscriberJson {
+/** A suppression as scripts see it: `edition` is the send whose bounce caused it, if any. */
+export interface SuppressionJson {
+  reason: SuppressionReason;
+  detail: string | null;
+  since: string;
+  edition: number | null;
+}
+
+/** The stable JSON shape of a suppression. */
+export function suppressionJson(s: Suppression): SuppressionJson {
+  return { reason: s.reason, detail: s.detail, since: s.since, edition: s.editionId };
+}
+
+/** The stable JSON shape of a subscriber; the suppression must be looked up (SubscribersRepo.attachSuppressions), never guessed. */
+export function subscriberJson(s: WithSuppression<SubscriberWithLists>): SubscriberJson {
   return {
     id: s.id,
     email: s.email,
@@ -35,6 +50,7 @@ export function subscriberJson(s: SubscriberWithLists): SubscriberJson {
     created_at: s.created_at,
     confirmed_at: s.confirmed_at,
     source: s.source,
+    suppression: s.suppression && suppressionJson(s.suppression),
   };
 }
 

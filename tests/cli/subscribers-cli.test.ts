@@ -5,6 +5,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStore } from '../../src/store/database.ts';
+import { sendWithBounces } from '../helpers/editions.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONTENT_DIR = fileURLToPath(new URL('../../content', import.meta.url));
@@ -49,6 +51,17 @@ interface ListedSubscriber {
   status: string;
   lists: { slug: string; frequency: string }[];
   source: string;
+  suppression: { reason: string; detail: string | null; since: string; edition: number | null } | null;
+}
+
+/** Sends an edition of dispatch to its active subscribers straight through the store, as a worker records it: `bounces` bounce. */
+async function sendBouncing(bounces: string[], at: Date): Promise<number> {
+  const store = await openStore({ databaseUrl: undefined, dataDir, create: false });
+  try {
+    return (await sendWithBounces(store.db, bounces, at)).editionId;
+  } finally {
+    await store.close();
+  }
 }
 
 describe('gazette subscribers', () => {
@@ -100,7 +113,8 @@ describe('gazette subscribers', () => {
       [2, 'bob@example.com', null, 'pending', 'cli'],
     ]);
     expect(listed[1]!.lists).toEqual([{ slug: 'weekly', frequency: 'weekly' }]);
-    expect(Object.keys(listed[0]!).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status']);
+    expect(Object.keys(listed[0]!).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status', 'suppression']);
+    expect(listed[0]!.suppression).toBeNull();
 
     const pending = JSON.parse(pendingRun.stdout) as ListedSubscriber[];
     expect(pending.map((s) => s.email)).toEqual(['bob@example.com']);
@@ -188,5 +202,35 @@ describe('gazette subscribers', () => {
     expect(imported.code).toBe(0);
     // Every row is new: the refused import stored none of them.
     expect(imported.stdout).toContain('bulk-fixed.csv: 5000 rows: 5000 imported as pending, 0 already subscribed (unchanged)');
+  }, SLOW);
+
+  it('shows suppressions in list and lifts them by address or by edition; an address not suppressed fails naming it', async () => {
+    // One after the other, so their ids (the listing's order) are known.
+    expect((await gazette('add', 'eve@example.com', '--confirmed')).code).toBe(0);
+    expect((await gazette('add', 'fay@example.com', '--confirmed')).code).toBe(0);
+    const edition = await sendBouncing(['eve@example.com', 'fay@example.com'], new Date('2026-01-02T08:00:00Z'));
+
+    const [json, table] = await Promise.all([gazette('list', '--json', '--status', 'bounced'), gazette('list', '--status', 'bounced')]);
+    expect((JSON.parse(json.stdout) as ListedSubscriber[]).map((s) => [s.email, s.suppression]).sort()).toEqual([
+      ['eve@example.com', { reason: 'bounced', detail: '550 5.7.1 relay access denied', since: '2026-01-02T08:00:00.000Z', edition }],
+      ['fay@example.com', { reason: 'bounced', detail: '550 5.7.1 relay access denied', since: '2026-01-02T08:00:00.000Z', edition }],
+    ]);
+    expect(table.stdout).toMatch(/eve@example\.com\s+bounced\* /);
+    expect(table.stdout).toContain('2 subscribers, 2 suppressed (marked *');
+
+    const one = await gazette('unsuppress', 'Eve@Example.com', 'nobody@example.com');
+    expect(one.stdout).toBe('lifted suppression of eve@example.com (bounced on 2026-01-02: 550 5.7.1 relay access denied); status now active\n');
+    expect(one.stderr).toBe('gazette: nobody@example.com is not suppressed\n');
+    expect(one.code).toBe(1);
+
+    const [rest, unknown] = await Promise.all([gazette('unsuppress', '--edition', String(edition)), gazette('unsuppress', '--edition', '999')]);
+    expect(rest).toMatchObject({
+      code: 0,
+      stdout: `edition ${edition}: lifted 1 suppression\nlifted suppression of fay@example.com (bounced on 2026-01-02: 550 5.7.1 relay access denied); status now active\n`,
+    });
+    expect(unknown).toMatchObject({ code: 1, stderr: 'gazette: no edition 999\n' });
+    const after = JSON.parse((await gazette('list', '--json', '--status', 'active')).stdout) as ListedSubscriber[];
+    expect(after.filter((s) => s.suppression !== null)).toEqual([]);
+    expect(after.map((s) => s.email)).toEqual(['ann@example.com', 'eve@example.com', 'fay@example.com']);
   }, SLOW);
 });

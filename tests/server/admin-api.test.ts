@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { testServer, type TestServer } from '../helpers/server.ts';
 import { IMPORT_BODY_LIMIT } from '../../src/server/admin-api.ts';
+import { sendWithBounces } from '../helpers/editions.ts';
 
 const TOKEN = 'admin-token-0123456789abcdef0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -64,7 +65,8 @@ describe('admin API', () => {
     const body = created.json();
     expect(body).toMatchObject({ email: 'Ann@Example.com', name: 'Ann', status: 'active', lists: [{ slug: 'weekly', frequency: 'weekly' }], source: 'api' });
     expect(body.confirmed_at).toBeTruthy();
-    expect(Object.keys(body).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status']);
+    expect(Object.keys(body).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status', 'suppression']);
+    expect(body.suppression).toBeNull();
     expect(await t.outbox()).toHaveLength(0);
 
     const again = await add({ email: 'ann@example.com' });
@@ -191,6 +193,60 @@ describe('admin API', () => {
     expect((await t.server.inject({ url: '/api/subscribers/export' })).statusCode).toBe(401);
   });
 
+  /** Sends an edition of dispatch to its mailable subscribers, recorded as a worker records it: the `bounces` bounce. */
+  async function sendBouncing(bounces: string[]): Promise<number> {
+    return (await sendWithBounces((await t.app.store()).db, bounces, t.app.now())).editionId;
+  }
+
+  it("shows a bounced subscriber's suppression and lifts it (200 with the new status); 404 when not suppressed", async () => {
+    await add({ email: 'Ann@Example.com', confirmed: true });
+    await add({ email: 'bob@example.com', confirmed: true });
+    const edition = await sendBouncing(['Ann@Example.com']);
+    const get = (email: string) => t.server.inject({ url: `/api/subscribers/${email}`, headers: auth });
+    const lift = (email: string, headers: Record<string, string> = auth) => t.server.inject({ method: 'DELETE', url: `/api/subscribers/${email}/suppression`, headers });
+
+    const bounced = (await get('ann@example.com')).json();
+    expect(bounced).toMatchObject({ email: 'Ann@Example.com', status: 'bounced', suppression: { reason: 'bounced', detail: '550 5.7.1 relay access denied', edition } });
+    expect(bounced.suppression.since).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    expect((await get('bob@example.com')).json().suppression).toBeNull();
+    const listed = (await t.server.inject({ url: '/api/subscribers', headers: auth })).json();
+    expect(listed.subscribers.map((s: { email: string; suppression: { edition: number } | null }) => [s.email, s.suppression?.edition ?? null])).toEqual([
+      ['bob@example.com', null],
+      ['Ann@Example.com', edition],
+    ]);
+
+    expect((await lift('ann@example.com', {})).statusCode).toBe(401);
+    const lifted = await lift('ANN@example.com');
+    expect(lifted.statusCode).toBe(200);
+    expect(lifted.json()).toEqual({ email: 'Ann@Example.com', reason: 'bounced', detail: '550 5.7.1 relay access denied', since: bounced.suppression.since, edition, status: 'active' });
+    expect((await get('ann@example.com')).json()).toMatchObject({ status: 'active', suppression: null });
+
+    const again = await lift('ann@example.com');
+    expect(again.statusCode).toBe(404);
+    expect(again.json()).toEqual({ error: 'not_found', message: 'ann@example.com is not suppressed' });
+    expect((await lift('not-an-email')).statusCode).toBe(400);
+  });
+
+  it("lifts the bounces of one edition together (200 { lifted }); 404 for an unknown edition, 400 for a bad id", async () => {
+    for (const email of ['a@example.com', 'b@example.com', 'c@example.com']) await add({ email, confirmed: true });
+    const edition = await sendBouncing(['a@example.com', 'c@example.com']);
+    const lift = (id: string | number) => t.server.inject({ method: 'POST', url: `/api/editions/${id}/unsuppress`, headers: auth });
+
+    const res = await lift(edition);
+    expect(res.statusCode).toBe(200);
+    expect(res.json().lifted.map((l: { email: string; reason: string; edition: number; status: string }) => [l.email, l.reason, l.edition, l.status])).toEqual([
+      ['a@example.com', 'bounced', edition, 'active'],
+      ['c@example.com', 'bounced', edition, 'active'],
+    ]);
+    expect((await t.server.inject({ url: '/api/subscribers/counts', headers: auth })).json()).toMatchObject({ active: 3, bounced: 0 });
+    expect((await lift(edition)).json()).toEqual({ lifted: [] });
+
+    const unknown = await lift(9999);
+    expect(unknown.statusCode).toBe(404);
+    expect(unknown.json()).toEqual({ error: 'not_found', message: 'no edition 9999' });
+    expect((await lift('x')).statusCode).toBe(400);
+    expect((await t.server.inject({ method: 'POST', url: `/api/editions/${edition}/unsuppress` })).statusCode).toBe(401);
+  });
 });
 
 describe('admin API: subscriber import', () => {

@@ -1,9 +1,14 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.ts';
+import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
 import { SubscribersRepo, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
 import { BACKENDS, freshDatabase, type TestDatabase } from '../helpers/databases.ts';
+import { sendWithBounces } from '../helpers/editions.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
+const SENT_AT = new Date('2026-01-02T08:00:00Z');
+const LIFTED_AT = new Date('2026-01-03T09:00:00Z');
+
 
 const person = (email: string, overrides: Partial<NewSubscriber> = {}): NewSubscriber => ({
   email,
@@ -84,6 +89,95 @@ describe.each(BACKENDS)('SubscribersRepo on %s', (backend) => {
     await repo.suppress('bad@example.com', 'complained', null, NOW);
     expect(await repo.isSuppressed('bad@example.com')).toBe(true);
     expect(await repo.isSuppressed('good@example.com')).toBe(false);
+  });
+
+  /** Sends an edition of dispatch to its mailable subscribers, recorded as a worker does: the `bounces` bounce (suppressed, bounced). */
+  async function send(bounces: string[]): Promise<{ editionId: number; deliveryOf: Map<string, number> }> {
+    return sendWithBounces(store.db, bounces, SENT_AT, (email) => `550 5.7.1 <${email}>: relay access denied`);
+  }
+
+  it('tells why an address is suppressed, naming the delivery and edition whose bounce did it; pages carry it', async () => {
+    await repo.insert(person('Ann@Example.com'), NOW);
+    await repo.insert(person('bob@example.com'), NOW);
+    const { editionId, deliveryOf } = await send(['Ann@Example.com']);
+    expect(await repo.suppression('ann@example.com')).toEqual({
+      reason: 'bounced',
+      detail: '550 5.7.1 <Ann@Example.com>: relay access denied',
+      since: SENT_AT.toISOString(),
+      deliveryId: deliveryOf.get('Ann@Example.com'),
+      editionId,
+    });
+    expect((await repo.findByEmail('ann@example.com'))!.status).toBe('bounced');
+    expect(await repo.suppression('bob@example.com')).toBeUndefined();
+
+    await repo.suppress('carl@example.com', 'manual', 'asked by phone', NOW);
+    expect(await repo.suppression('carl@example.com')).toEqual({ reason: 'manual', detail: 'asked by phone', since: NOW.toISOString(), deliveryId: null, editionId: null });
+
+    const page = await repo.attachSuppressions((await repo.page({ page: 1, perPage: 10 })).subscribers);
+    expect(page.map((s) => [s.email, s.suppression?.editionId ?? null])).toEqual([
+      ['bob@example.com', null],
+      ['Ann@Example.com', editionId],
+    ]);
+    expect(page[0]!.suppression).toBeNull();
+    expect(await repo.attachSuppressions([])).toEqual([]);
+  });
+
+  it('lifts one suppression: a bounced or complained subscriber with lists is active again, one without is unsubscribed', async () => {
+    const ann = await repo.insert(person('Ann@Example.com'), NOW);
+    const dan = await repo.insert(person('dan@example.com'), NOW);
+    const eve = await repo.insert(person('eve@example.com'), NOW);
+    const pat = await repo.insert(person('pat@example.com', { status: 'pending' }), NOW);
+    const { editionId } = await send(['Ann@Example.com', 'dan@example.com']);
+    await repo.replaceLists(dan, [], NOW);
+    await repo.setStatus(eve, 'complained', NOW);
+    await repo.suppress('eve@example.com', 'complained', null, NOW);
+    await repo.suppress('pat@example.com', 'manual', null, NOW);
+    const deliveries = new DeliveriesRepo(store.db, () => LIFTED_AT);
+    expect(await deliveries.countEligible('dispatch', 'all')).toBe(0);
+
+    expect(await repo.unsuppress('ann@example.com', LIFTED_AT)).toEqual({
+      emailKey: 'ann@example.com',
+      email: 'Ann@Example.com',
+      status: 'active',
+      reason: 'bounced',
+      detail: '550 5.7.1 <Ann@Example.com>: relay access denied',
+      since: SENT_AT.toISOString(),
+      deliveryId: expect.any(Number),
+      editionId,
+    });
+    // Active as they were before the bounce: their consent still dates from their confirmation.
+    expect(await repo.findById(ann)).toMatchObject({ status: 'active', updated_at: LIFTED_AT.toISOString(), confirmed_at: NOW.toISOString(), unsubscribed_at: null });
+    expect(await repo.isSuppressed('ann@example.com')).toBe(false);
+    expect(await repo.unsuppress('ann@example.com', LIFTED_AT)).toBeUndefined();
+    expect(await deliveries.countEligible('dispatch', 'all')).toBe(1);
+
+    expect(await repo.unsuppress('dan@example.com', LIFTED_AT)).toMatchObject({ email: 'dan@example.com', status: 'unsubscribed' });
+    expect(await repo.findById(dan)).toMatchObject({ status: 'unsubscribed', unsubscribed_at: LIFTED_AT.toISOString() });
+    expect(await repo.unsuppress('eve@example.com', LIFTED_AT)).toMatchObject({ status: 'active', reason: 'complained', deliveryId: null, editionId: null });
+    // A status the person chose (pending, unsubscribed) is theirs: lifting leaves it.
+    expect(await repo.unsuppress('pat@example.com', LIFTED_AT)).toMatchObject({ status: 'pending', reason: 'manual' });
+    expect((await repo.findById(pat))!.updated_at).toBe(NOW.toISOString());
+
+    await repo.suppress('ghost@example.com', 'bounced', null, NOW);
+    expect(await repo.unsuppress('ghost@example.com', LIFTED_AT)).toMatchObject({ email: 'ghost@example.com', status: null });
+  });
+
+  it("lifts the bounces of one edition together, and only that edition's", async () => {
+    for (const email of ['a@example.com', 'b@example.com', 'c@example.com', 'd@example.com']) await repo.insert(person(email), NOW);
+    const first = await send(['b@example.com', 'a@example.com']);
+    const second = await send(['c@example.com']);
+    await repo.suppress('m@example.com', 'manual', null, NOW);
+
+    const lifted = await repo.unsuppressEdition(first.editionId, LIFTED_AT);
+    expect(lifted.map((l) => [l.email, l.status, l.editionId, l.deliveryId])).toEqual([
+      ['a@example.com', 'active', first.editionId, first.deliveryOf.get('a@example.com')],
+      ['b@example.com', 'active', first.editionId, first.deliveryOf.get('b@example.com')],
+    ]);
+    expect(await repo.countByStatus()).toMatchObject({ active: 3, bounced: 1 });
+    expect(await repo.suppression('c@example.com')).toMatchObject({ editionId: second.editionId });
+    expect(await repo.isSuppressed('m@example.com')).toBe(true);
+    expect(await repo.unsuppressEdition(first.editionId, LIFTED_AT)).toEqual([]);
+    expect(await repo.unsuppressEdition(9999, LIFTED_AT)).toEqual([]);
   });
 
   it('streams subscribers of a list in id order', async () => {

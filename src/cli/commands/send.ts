@@ -78,7 +78,7 @@ function describeEnqueue(r: EnqueueResult, pausedFor: string | null, includeNew:
   } else {
     lines.push(`edition ${r.editionId}: ${r.added} deliveries added`);
   }
-  if (r.requeued > 0) lines.push(`edition ${r.editionId}: ${r.requeued} failed ${r.requeued === 1 ? 'delivery' : 'deliveries'} queued again`);
+  if (r.requeued > 0) lines.push(`edition ${r.editionId}: ${r.requeued} failed ${r.requeued === 1 ? 'delivery' : 'deliveries'} queued again (bounces whose suppression was lifted included)`);
   lines.push(`edition ${r.editionId}: ${r.enqueued} jobs queued`);
   return `${lines.join('\n')}\n`;
 }

@@ -5,12 +5,13 @@ import type { Writable } from 'node:stream';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
-import { InputError, NotFoundError } from '../../errors.ts';
-import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../../store/schema.ts';
-import type { SubscriberWithLists } from '../../store/subscribers-repo.ts';
+import { InputError, NotFoundError, type GazetteError } from '../../errors.ts';
+import { FREQUENCIES, type Frequency, type SubscriberStatus, type SuppressionReason } from '../../store/schema.ts';
+import type { LiftedSuppression, SubscriberWithLists, WithSuppression } from '../../store/subscribers-repo.ts';
 import { exportSubscribersCsv, formatLists, subscriberJson } from '../../subscribers/csv-export.ts';
 import { importSubscribersCsv, type ImportSummary } from '../../subscribers/csv-import.ts';
 import { parseEmailAddress } from '../../subscribers/email-address.ts';
+import { liftEditionSuppressions, liftSuppression } from '../../subscribers/suppression.ts';
 import type { AppFactory } from '../main.ts';
 import { runWithApp } from '../with-app.ts';
 
@@ -18,9 +19,11 @@ const STATUSES: readonly SubscriberStatus[] = ['pending', 'active', 'unsubscribe
 
 const CONSENT_HELP = 'mark them active (confirmed) at once: use only for people whose consent to receive the newsletter you hold';
 
-/** `gazette subscribers add | import | export | list | remove`: the operator's view of the subscriber base. */
+const REASON_WORDS: Record<SuppressionReason, string> = { bounced: 'bounced', complained: 'complained', manual: 'suppressed by hand' };
+
+/** `gazette subscribers add | import | export | list | remove | unsuppress`: the operator's view of the subscriber base. */
 export function registerSubscribers(program: Command, makeApp: AppFactory): void {
-  const subscribers = program.command('subscribers').description('add, import, export, list and remove subscribers');
+  const subscribers = program.command('subscribers').description('add, import, export, list and remove subscribers, and lift suppressions');
 
   subscribers
     .command('add')
@@ -100,6 +103,49 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
         process.stdout.write(`removed ${subscriber.email} (subscriber ${subscriber.id}): personal data erased\n`);
       }),
     );
+
+  subscribers
+    .command('unsuppress')
+    .description('take addresses off the suppression list so they are mailed again; a bounced subscriber with lists is active again')
+    .argument('[emails...]', 'the addresses')
+    .option('--edition <id>', 'lift every suppression the bounces of this edition caused (a relay that refused a whole send)')
+    .action((emails: string[], flags: { edition?: string }) => runWithApp(makeApp, (app) => unsuppress(app, emails, flags.edition)));
+}
+
+/** Lifts each address (or one edition's bounces), one line each; an address that is not suppressed fails after the others are done. */
+async function unsuppress(app: App, emails: string[], edition: string | undefined): Promise<void> {
+  if (edition !== undefined && emails.length > 0) throw new InputError('give addresses or --edition ID, not both');
+  const store = await app.subscribers();
+  if (edition !== undefined) {
+    const lifted = await liftEditionSuppressions({ store, editions: await app.editions() }, edition, app.now());
+    process.stdout.write(
+      lifted.length === 0
+        ? `edition ${edition}: nothing to lift (none of its bounces is suppressed)\n`
+        : `edition ${edition}: lifted ${lifted.length} suppression${lifted.length === 1 ? '' : 's'}\n${lifted.map(liftedLine).join('')}`,
+    );
+    return;
+  }
+  if (emails.length === 0) throw new InputError('give the addresses to lift, or --edition ID');
+  const failures: GazetteError[] = [];
+  for (const email of emails) {
+    try {
+      process.stdout.write(liftedLine(await liftSuppression(store, email, app.now())));
+    } catch (error) {
+      if (!(error instanceof InputError || error instanceof NotFoundError)) throw error;
+      failures.push(error);
+    }
+  }
+  // One line per address not lifted; the last is thrown, so main prints it and the exit code is 1.
+  const last = failures.pop();
+  for (const failure of failures) process.stderr.write(`gazette: ${failure.message}\n`);
+  if (last) throw last;
+}
+
+function liftedLine(lifted: LiftedSuppression): string {
+  // The detail is what a remote mail server said: no control characters on the operator's terminal.
+  const detail = lifted.detail ? `: ${printable(lifted.detail)}` : '';
+  const status = lifted.status ? `status now ${lifted.status}` : 'no subscriber has this address';
+  return `lifted suppression of ${lifted.email} (${REASON_WORDS[lifted.reason]} on ${lifted.since.slice(0, 10)}${detail}); ${status}\n`;
 }
 
 async function checkList(app: App, slug: string): Promise<string> {
@@ -179,13 +225,15 @@ function writeOut(out: Writable, text: string): Promise<void> {
 async function listAll(app: App, out: Writable, options: { json: boolean; status: SubscriberStatus | undefined; list: string | undefined }): Promise<void> {
   const repo = await app.subscribers();
   let count = 0;
-  await writeOut(out, options.json ? '[' : `${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(12)} ${'LISTS'.padEnd(28)} NAME\n`);
+  let suppressed = 0;
+  await writeOut(out, options.json ? '[' : `${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(13)} ${'LISTS'.padEnd(28)} NAME\n`);
   for (let afterId = 0; ; ) {
     const batch = await repo.batchAfter(afterId, 1000, options.list);
-    const shown = options.status ? batch.filter((s) => s.status === options.status) : batch;
+    const shown = await repo.attachSuppressions(options.status ? batch.filter((s) => s.status === options.status) : batch);
     const text = shown
       .map((s) => {
         count += 1;
+        if (s.suppression) suppressed += 1;
         return options.json ? `${count > 1 ? ',' : ''}\n  ${JSON.stringify(subscriberJson(s))}` : row(s);
       })
       .join('');
@@ -193,11 +241,13 @@ async function listAll(app: App, out: Writable, options: { json: boolean; status
     if (batch.length < 1000) break;
     afterId = batch[batch.length - 1]!.id;
   }
-  await writeOut(out, options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}\n`);
+  const marked = suppressed ? `, ${suppressed} suppressed (marked *: never mailed; \`gazette subscribers unsuppress EMAIL\` lifts it)` : '';
+  await writeOut(out, options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}${marked}\n`);
 }
 
-function row(s: SubscriberWithLists): string {
-  return `${String(s.id).padEnd(7)} ${s.email.padEnd(36)} ${s.status.padEnd(12)} ${(formatLists(s.lists) || '-').padEnd(28)} ${printable(s.name ?? '')}\n`;
+function row(s: WithSuppression<SubscriberWithLists>): string {
+  const status = `${s.status}${s.suppression ? '*' : ''}`;
+  return `${String(s.id).padEnd(7)} ${s.email.padEnd(36)} ${status.padEnd(13)} ${(formatLists(s.lists) || '-').padEnd(28)} ${printable(s.name ?? '')}\n`;
 }
 
 // Names come from a public form: control characters must not reach the operator's terminal.
