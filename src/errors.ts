@@ -77,7 +77,8 @@ export class NotFoundError extends GazetteError {
  * Who is at fault for a failed send, as the transport adapter read the reply:
  * - `recipient-temporary`: a 4xx for this recipient (mailbox busy, greylisting): retry this one later;
  * - `recipient-permanent`: a 5xx that names the recipient (5.1.x, 5.2.x, 550 at RCPT): bounce it;
- * - `unclear-permanent`: a 5xx that may be the message's or the server's fault (a bare 554 after DATA);
+ * - `unclear-permanent`: a 5xx that may be the message's or the server's fault (a bare 554 after DATA):
+ *   that message fails, but nobody is suppressed on its word;
  * - `refused`: the server refuses us (bad auth, 5xx to MAIL FROM, 5.7.x policy or relay, 554 greeting);
  * - `unreachable`: no usable session (refused or dropped connection, 421, timeout, a full disk).
  */

@@ -83,9 +83,14 @@ export class FaultJudge<T> {
     return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item) }];
   }
 
-  /** The group has nothing else in flight: no more evidence will come, so its held failures are judged one by one. */
+  /** No more evidence will come for the group (the worker has nothing else of it to send now): its held failures are judged one by one. */
   settle(group: string): Verdict<T>[] {
     return this.individual(group);
+  }
+
+  /** Every group with failures held, for a worker gone idle to settle. */
+  heldGroups(): string[] {
+    return [...this.held.keys()];
   }
 
   /** Failures held longer than `maxHoldMs`, judged one by one. */
@@ -93,9 +98,9 @@ export class FaultJudge<T> {
     const cutoff = this.now() - this.maxHoldMs;
     const verdicts: Verdict<T>[] = [];
     for (const [group, held] of this.held) {
-      const old = held.filter((h) => h.since <= cutoff);
+      const old = held.filter((h) => h.since < cutoff);
       if (old.length === 0) continue;
-      const young = held.filter((h) => h.since > cutoff);
+      const young = held.filter((h) => h.since >= cutoff);
       if (young.length > 0) this.held.set(group, young);
       else this.held.delete(group);
       verdicts.push({ kind: 'individual', group, failures: old.map(({ item, fault }) => ({ item, fault })) });
@@ -131,18 +136,23 @@ const DESCRIBED: Record<Exclude<FaultKind, 'refused'>, string> = {
 };
 
 /**
- * Failures are alike when their kind and reply match once what differs per recipient is taken
- * out (addresses, queue ids, numbers); any dead connection is like any other.
+ * Failures are alike when their kind and reply match once what differs per message is taken out:
+ * addresses, and every other word holding a digit (queue ids, Gmail's and Microsoft's tracking
+ * tags, timestamps, IPs), except the reply code and the enhanced code that open it. Any dead
+ * connection is like any other.
  */
 export function streakKey(fault: DeliveryFault): string {
   if (fault.kind === 'unreachable') return 'unreachable';
-  const reply = fault.reply
+  const words = fault.reply
     .toLowerCase()
     .replace(/<[^>]*>/g, '<>')
     .replace(/[^\s<>]+@[^\s<>]+/g, '@')
-    .replace(/\b[0-9a-f]{6,}\b/g, '#')
-    .replace(/(?<![0-9.])\d{4,}(?![0-9.])/g, '#')
-    .replace(/\s+/g, ' ')
-    .trim();
-  return `${fault.kind}|${reply}`;
+    .split(/\s+/)
+    .filter(Boolean);
+  const kept = words.map((word, i) => {
+    if (i === 0 && /^\d{3}[- ]?/.test(word)) return word;
+    if (i <= 1 && /^[245]\.\d{1,3}\.\d{1,3}$/.test(word)) return word;
+    return /\d/.test(word) ? '#' : word;
+  });
+  return `${fault.kind}|${kept.join(' ')}`;
 }

@@ -128,7 +128,8 @@ export class NoticeSender {
   }
 
   private ownFault(notice: NoticeToSend, fault: DeliveryFault, now: Date): NoticeOutcome {
-    if (fault.kind === 'recipient-permanent' || fault.kind === 'unclear-permanent') return { status: 'bounced', error: fault.message };
+    if (fault.kind === 'recipient-permanent') return { status: 'bounced', error: fault.message };
+    if (fault.kind === 'unclear-permanent') return { status: 'failed', error: fault.message };
     const attempts = notice.attempts + 1;
     if (attempts >= this.deps.retry.maxAttempts) return { status: 'failed', error: `${fault.message} (after ${attempts} attempts)` };
     const at = new Date(now.getTime() + retryDelayMs(this.deps.retry, attempts, this.deps.random));

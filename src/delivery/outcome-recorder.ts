@@ -73,9 +73,9 @@ export class OutcomeRecorder {
     await this.write(items.map((taken) => [taken, { status: 'retry', error: undefined, counts: false }]));
   }
 
-  /** The edition has nothing else in flight: decide its held failures one by one. */
-  async settle(editionId: number): Promise<void> {
-    await this.apply(this.deps.judge.settle(String(editionId)));
+  /** The worker has nothing more to send now: decide every held failure one by one. */
+  async settleAll(): Promise<void> {
+    for (const group of this.deps.judge.heldGroups()) await this.apply(this.deps.judge.settle(group));
   }
 
   /** Decides failures held too long. */
@@ -102,9 +102,14 @@ export class OutcomeRecorder {
     }
   }
 
-  /** What a failure that is the recipient's own means: a bounce, another try later, or the end of its tries. */
+  /**
+   * What a failure that is the recipient's own means: a bounce (only when the reply names the
+   * recipient), a failure that suppresses nobody (a refusal of unclear scope), another try later,
+   * or the end of its tries.
+   */
   private ownFault(taken: Taken, fault: DeliveryFault): DeliveryOutcome {
-    if (fault.kind === 'recipient-permanent' || fault.kind === 'unclear-permanent') return { status: 'bounced', error: fault.message };
+    if (fault.kind === 'recipient-permanent') return { status: 'bounced', error: fault.message };
+    if (fault.kind === 'unclear-permanent') return { status: 'failed', error: fault.message };
     const attempts = taken.delivery.attempts + 1;
     if (attempts >= this.deps.retry.maxAttempts) return { status: 'failed', error: `${fault.message} (after ${attempts} attempts)` };
     return { status: 'retry', error: fault.message, counts: true };

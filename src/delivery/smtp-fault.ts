@@ -11,7 +11,16 @@ export interface SmtpFailure {
 }
 
 // Replies that blame our session, whatever their code says: relaying, sender and policy checks.
-const REFUSES_US = /\brelay(ing)?\b|\bsender\b|\bspf\b|\bdmarc\b|\bdkim\b|\bauthenticat|\bblock ?list|\bblack ?list|\bspamhaus\b|\breputation\b|\bnot permitted\b/i;
+// Read only where the enhanced code does not already name the recipient ("User unknown in relay
+// recipient table" is Postfix's everyday bounce for a relayed domain).
+const REFUSES_US = /\brelay(ing)? (access )?denied\b|\bnot permitted to relay\b|\brelaying\b|\bsender\b|\bsend ?as\b|\bspf\b|\bdmarc\b|\bdkim\b|\bauthenticat|\bblock ?list|\bblack ?list|\bblocked\b|\bspamhaus\b|\breputation\b|\bnot permitted\b/i;
+
+/** RFC 3463 enhanced code of a reply: only right after the reply code, and of the same class. */
+function enhancedCode(reply: string, code: number): { subject: number; detail: number } | undefined {
+  const match = /^\d{3}[ -]([245])\.(\d{1,3})\.(\d{1,3})\b/.exec(reply);
+  if (!match || Number(match[1]) !== Math.floor(code / 100)) return undefined;
+  return { subject: Number(match[2]), detail: Number(match[3]) };
+}
 
 /**
  * Reads a nodemailer SMTP error and says who is at fault (see FaultKind): the recipient, the
@@ -30,13 +39,11 @@ export function classifySmtpFailure(error: SmtpFailure): DeliveryFault {
 }
 
 function faultKind(error: SmtpFailure, reply: string, code: number | undefined, command: string): FaultKind {
-  const enhanced = /\b([245])\.(\d{1,3})\.\d{1,3}\b/.exec(reply);
-  const subject = enhanced ? Number(enhanced[2]) : undefined;
   if (error.code === 'EAUTH') return code !== undefined && code < 500 ? 'unreachable' : 'refused';
   if (code === undefined || code < 400) {
     // Refused before a byte was sent: an address nodemailer cannot put in an envelope is the
     // recipient's; a message over the server's SIZE or a TLS requirement it cannot meet is ours.
-    if (error.code === 'EENVELOPE' && command === 'API') return /sender/i.test(error.message ?? '') ? 'refused' : 'recipient-permanent';
+    if (error.code === 'EENVELOPE' && command === 'API') return /^invalid sender/i.test(error.message ?? '') ? 'refused' : 'recipient-permanent';
     if (error.code === 'EMESSAGE' || error.code === 'EREQUIRETLS') return 'refused';
     return 'unreachable';
   }
@@ -44,13 +51,27 @@ function faultKind(error: SmtpFailure, reply: string, code: number | undefined, 
   // Before any envelope: the greeting, EHLO, STARTTLS. A 5xx there refuses us outright.
   if (command === 'CONN' || command === '' || /^(EHLO|HELO|LHLO|STARTTLS)/.test(command)) return code >= 500 ? 'refused' : 'unreachable';
   if (command.startsWith('MAIL')) return code >= 500 ? 'refused' : 'unreachable';
-  if (code < 500) return command.startsWith('RCPT') || command === 'DATA' ? 'recipient-temporary' : 'unreachable';
-  if (subject === 7 || subject === 5) return 'refused';
-  if (subject === 1 || subject === 2) return 'recipient-permanent';
+  const enhanced = enhancedCode(reply, code);
+  const atRcpt = command.startsWith('RCPT');
+  if (code < 500) {
+    // 4.3.x (the mail system: storage, not accepting) and 4.4.x (its network) are the server's; the rest this recipient's.
+    if (enhanced && (enhanced.subject === 3 || enhanced.subject === 4)) return 'unreachable';
+    return atRcpt || command === 'DATA' ? 'recipient-temporary' : 'unreachable';
+  }
+  if (enhanced?.subject === 7) return 'refused';
+  // 5.5.1, 5.5.2, 5.5.4: our command was wrong. Other 5.5.x (Outlook's "550 5.5.0 mailbox unavailable") fall through.
+  if (enhanced?.subject === 5 && [1, 2, 4].includes(enhanced.detail)) return 'refused';
+  if (enhanced?.subject === 1) return 'recipient-permanent';
+  if (enhanced?.subject === 2) {
+    // 5.2.3 is the message's size; vendor details (Microsoft's 5.2.252 SendAsDenied) say who by their words.
+    if (enhanced.detail === 3) return 'unclear-permanent';
+    if (enhanced.detail >= 100) return REFUSES_US.test(reply) ? 'refused' : 'unclear-permanent';
+    return 'recipient-permanent';
+  }
   if (REFUSES_US.test(reply)) return 'refused';
-  if (command.startsWith('RCPT')) {
-    if (subject === undefined) return code === 554 ? 'unclear-permanent' : 'recipient-permanent';
-    return subject === 4 ? 'recipient-permanent' : 'unclear-permanent';
+  if (atRcpt) {
+    if (code === 550 || code === 551 || code === 553 || code === 552) return 'recipient-permanent';
+    return enhanced?.subject === 4 ? 'recipient-permanent' : 'unclear-permanent';
   }
   return 'unclear-permanent';
 }

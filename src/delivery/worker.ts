@@ -92,6 +92,8 @@ export class Worker {
           await this.process(next);
           continue;
         }
+        // Nothing more to send now, so no more evidence will come: held failures are each their recipient's.
+        if (this.inFlight.size === 0) await this.deps.recorder.settleAll();
         await this.completeTouched();
         if (run.stopWhenIdle && (await run.stopWhenIdle())) return;
       } catch (error) {
@@ -161,17 +163,17 @@ export class Worker {
       try {
         await this.deps.step.send({ ...delivery, email: delivery.email });
       } catch (error) {
-        return await this.deps.recorder.failed(taken, asFault(error));
+        const fault = asFault(error);
+        // The edition was paused while this one was in flight: the verdict is in, give it back unharmed.
+        if (this.paused.has(delivery.editionId)) return await this.deps.recorder.release([taken]);
+        return await this.deps.recorder.failed(taken, fault);
       }
       await this.deps.recorder.sent(taken);
     } finally {
       this.inFlight.delete(delivery.id);
       const left = (this.perEdition.get(delivery.editionId) ?? 1) - 1;
       if (left > 0) this.perEdition.set(delivery.editionId, left);
-      else {
-        this.perEdition.delete(delivery.editionId);
-        await this.deps.recorder.settle(delivery.editionId);
-      }
+      else this.perEdition.delete(delivery.editionId);
     }
   }
 
