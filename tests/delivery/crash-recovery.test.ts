@@ -1,50 +1,20 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createEdition } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
+import { startGazette, withTimeout } from '../helpers/cli.ts';
 import { storyFile, tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 import { startSmtpRecorder, type SmtpRecorder } from '../helpers/smtp-recorder.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET = 'crash-test-secret-0123456789abcdef';
 const SUBSCRIBERS = 5_000;
 const KILL_AT = 1_500;
 const CONCURRENCY = 5;
-
-interface Finished {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Starts `node bin/gazette.js ARGS` in the repository with exactly `env` (plus PATH/HOME). */
-function gazette(args: string[], env: Record<string, string>): { child: ChildProcess; done: Promise<Finished> } {
-  const child = spawn(process.execPath, ['bin/gazette.js', ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? os.tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const done = new Promise<Finished>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-  });
-  return { child, done };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return Promise.race([promise, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: no end after ${ms} ms`)), ms))]);
-}
 
 describe('a worker killed mid-send (SIGKILL)', () => {
   let dataDir: string;
@@ -105,7 +75,7 @@ describe('a worker killed mid-send (SIGKILL)', () => {
       };
       const started = Date.now();
 
-      const worker = gazette(['worker'], env);
+      const worker = startGazette(['worker'], env);
       children.push(worker.child);
       onCount = (count) => {
         if (count >= KILL_AT && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
@@ -118,7 +88,7 @@ describe('a worker killed mid-send (SIGKILL)', () => {
       expect(atKill).toBeLessThan(SUBSCRIBERS);
       const killedAfterMs = Date.now() - started;
 
-      const send = gazette(['send', String(editionId), '--wait'], env);
+      const send = startGazette(['send', String(editionId), '--wait'], env);
       children.push(send.child);
       const finished = await withTimeout(send.done, 180_000, 'gazette send --wait');
       expect(finished.code, finished.stderr).toBe(0);

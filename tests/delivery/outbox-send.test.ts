@@ -1,39 +1,16 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { checkEml } from '../helpers/check-eml.ts';
+import { gazette } from '../helpers/cli.ts';
 import { storyFile, tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 import { readOutbox } from '../helpers/outbox.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SECRET = 'outbox-test-secret-0123456789abcdef';
 const SUBSCRIBERS = 30;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/gazette.js ARGS` in the repository with exactly `env` (plus PATH/HOME): no SMTP_URL. */
-function gazette(args: string[], env: Record<string, string>): Promise<Result> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      ['bin/gazette.js', ...args],
-      { cwd: REPO_ROOT, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? os.tmpdir(), ...env }, timeout: 150_000 },
-      (error, stdout, stderr) => {
-        const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
 
 describe('gazette send --wait with the outbox transport (no SMTP_URL)', () => {
   let dataDir: string;

@@ -132,7 +132,7 @@ describe('editionStatus (sqlite)', () => {
   });
 
   it('counts the ledger by status, in-flight jobs as sending, the rate of the last minute and the ETA', async () => {
-    const id = await enqueued(40);
+    await enqueued(40);
     const batch = await take(34, 1);
     // 30 sent, one a second from 5 s to 34 s.
     for (let i = 0; i < 30; i++) await finish(batch[i]!, 'sent', 5 + i);
@@ -162,7 +162,7 @@ describe('editionStatus (sqlite)', () => {
   });
 
   it('counts only messages sent in the last minute in the rate', async () => {
-    const id = await enqueued(20);
+    await enqueued(20);
     const batch = await take(20, 1, 600_000);
     for (let i = 0; i < 6; i++) await finish(batch[i]!, 'sent', 10); // more than a minute before `now`
     for (let i = 6; i < 12; i++) await finish(batch[i]!, 'sent', 60); // exactly a minute before: counted
@@ -177,7 +177,7 @@ describe('editionStatus (sqlite)', () => {
   });
 
   it('has an ETA of 0 and is not stalled once nothing is queued', async () => {
-    const id = await enqueued(3);
+    await enqueued(3);
     for (const job of await take(3, 1)) await finish(job, 'sent', 2);
     const report = await statusAt(300);
     expect(report).toMatchObject({ status: 'sending', queued: 0, sending: 0, sent: 3, rate: 0, etaSeconds: 0, stalled: false });
@@ -185,7 +185,7 @@ describe('editionStatus (sqlite)', () => {
 
   it('is stalled when sending with messages queued and no delivery changed for more than 2 minutes', async () => {
     expect(STALLED_AFTER_MS).toBe(120_000);
-    const id = await enqueued(10);
+    await enqueued(10);
     // Nothing happened since the enqueue at START.
     expect((await statusAt(120)).stalled).toBe(false);
     expect((await statusAt(121)).stalled).toBe(true);

@@ -53,6 +53,8 @@ export interface SmtpRecorderOptions {
   mailFrom?: (address: string) => { code: number; message: string } | undefined;
   /** Answers the connection with this reply instead of the 220 greeting (554: go away; 421: busy), then closes. */
   greeting?: () => { code: number; message: string } | undefined;
+  /** Port to listen on (0, the default: any free one); a restarted server takes its old port back. */
+  port?: number;
   /** Milliseconds to wait before answering a RCPT TO (a slow or stuck server). */
   rcptDelayMs?: (rcpt: string, attempt: number) => number;
 }
@@ -221,7 +223,7 @@ export async function startSmtpRecorder(options: SmtpRecorderOptions = {}): Prom
 
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
   });
   const port = (server.server.address() as AddressInfo).port;
 

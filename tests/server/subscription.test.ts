@@ -1,3 +1,5 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkEml } from '../helpers/check-eml.ts';
 import { linkIn } from '../helpers/outbox.ts';
@@ -366,5 +368,27 @@ describe('abuse resistance', () => {
     expect(responses.map((r) => r.statusCode)).toEqual([200, 200, 200]);
     expect(new Set(responses.map((r) => r.body)).size).toBe(1);
     expect((await subscriber('twice@example.com'))!.status).toBe('pending');
+  });
+});
+
+describe('a broken content/ folder', () => {
+  it('never turns POST /subscribe into a 500: the last good site is used, and with none a 503 says to try later', async () => {
+    const ok = await subscribe({ email: 'before@example.com' });
+    expect(ok.statusCode).toBe(200);
+    await writeFile(path.join(t.contentDir, 'site.yaml'), 'title: [unclosed\n');
+    await writeFile(path.join(t.contentDir, 'stories', 'loop.md'), 'x');
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // the content cache looks for changes once a second
+    const during = await subscribe({ email: 'during@example.com' });
+    expect(during.statusCode).toBe(200);
+    expect((await subscriber('during@example.com'))!.status).toBe('pending');
+
+    const fresh = await testServer({ content: t.contentDir });
+    try {
+      const response = await fresh.server.inject({ method: 'POST', url: '/subscribe', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=x%40example.com' });
+      expect(response.statusCode).toBe(503);
+      expect(response.body).toMatch(/try again shortly/);
+    } finally {
+      await fresh.close();
+    }
   });
 });
