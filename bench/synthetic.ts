@@ -9,6 +9,7 @@ export const BENCH_SITE: Site = {
   timezone: 'UTC',
   sender: { name: 'Bench Gazette', address: 'news@bench.example.org', replyTo: undefined },
   postalAddress: '1 Bench Street, Testville',
+  editors: ['news@bench.example.org'],
   lists: [{ slug: 'main', name: 'Main list', description: '' }],
   feed: { limit: 50, ttlMinutes: 60 },
 };

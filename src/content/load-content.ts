@@ -104,6 +104,7 @@ async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: str
     timezone: s.timezone,
     sender: { name: s.sender.name, address: s.sender.address, replyTo: s.sender.reply_to },
     postalAddress: s.postal_address,
+    editors: s.editors ?? [s.sender.reply_to ?? s.sender.address],
     lists: s.lists,
     feed: { limit: s.feed.limit, ttlMinutes: s.feed.ttl_minutes },
   };

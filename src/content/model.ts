@@ -16,6 +16,8 @@ export interface Site {
   timezone: string;
   sender: { name: string; address: string; replyTo: string | undefined };
   postalAddress: string;
+  /** Who hears of trouble (a failed scheduled send): site.yaml's editors, else the reply-to, else the sender. */
+  editors: string[];
   lists: MailingList[];
   feed: { limit: number; ttlMinutes: number };
 }

@@ -67,6 +67,11 @@ export const siteSchema = z.strictObject({
     reply_to: z.email({ error: (issue) => `expected an email address, got ${describe(issue.input)}` }).optional(),
   }),
   postal_address: text('the postal address printed in every email footer (required by anti-spam law)'),
+  editors: z
+    .array(z.email({ error: (issue) => `expected an email address, got ${describe(issue.input)}` }), {
+      error: (issue) => `expected a list of email addresses, got ${describe(issue.input)}`,
+    })
+    .optional(),
   lists: z
     .array(
       z.strictObject({

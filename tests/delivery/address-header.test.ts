@@ -26,6 +26,7 @@ function site(senderName: string, list: MailingList = LIST): Site {
     timezone: 'UTC',
     sender: { name: senderName, address: 'news@gazette.example.org', replyTo: undefined },
     postalAddress: '',
+    editors: [],
     lists: [list],
     feed: { limit: 10, ttlMinutes: 60 },
   };

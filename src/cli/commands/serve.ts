@@ -18,8 +18,8 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       }
       const base = makeApp();
       const effectivePort = port ?? base.config.port;
-      // Links in emails must reach this server; without BASE_URL that is localhost.
-      const app = makeApp({ port: effectivePort, baseUrl: base.config.baseUrl ?? `http://localhost:${effectivePort}`, createDatabase: true });
+      // One base URL for the whole deployment (BASE_URL, else site.yaml's base_url): never this process's own idea.
+      const app = makeApp({ port: effectivePort, createDatabase: true });
       const server = await buildServer(app, { logger: true });
       await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
       await server.listen({ port: effectivePort, host: options.host });
