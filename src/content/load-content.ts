@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { ZodError } from 'zod';
-import { ContentError, type ContentIssue } from '../errors.ts';
+import { ContentError, formatContentIssue, type ContentIssue } from '../errors.ts';
 import { parseYaml, splitFrontMatter, type FrontMatterSplit, type ParsedYaml } from './front-matter.ts';
 import { renderBody, sanitize, type RenderedBody } from './markdown.ts';
 import { MAX_MARKDOWN_NESTING, markdownNesting } from './markdown-nesting.ts';
@@ -16,14 +16,27 @@ export interface LoadContentOptions {
   baseUrl?: string | undefined;
 }
 
-/** Loads site.yaml and every story; throws one ContentError listing every problem found. */
+/**
+ * Loads site.yaml and every story. A broken site.yaml (or stories/ folder) throws one ContentError
+ * listing every problem; an invalid story is left out and listed in `problems`, so one bad file
+ * never holds back the others. What must not publish with a story missing calls requireValid.
+ */
 export async function loadContent(contentDir: string, options: LoadContentOptions = {}): Promise<Content> {
   const issues: ContentIssue[] = [];
   const site = await loadSite(contentDir, issues, options.baseUrl);
   const storiesDir = path.join(contentDir, 'stories');
   const stories: Story[] = [];
   const bySlug = new Map<string, string>();
-  for (const name of await storyNames(contentDir, storiesDir, issues)) {
+  const names = await storyNames(contentDir, storiesDir, issues);
+  if (!site || issues.length > 0) {
+    // Without a site (or a readable stories/), nothing can be made: report the stories' problems too.
+    for (const name of names) {
+      const file = path.join(storiesDir, name);
+      await loadStory(file, relative(contentDir, file), site?.baseUrl ?? '', issues);
+    }
+    throw new ContentError(issues);
+  }
+  for (const name of names) {
     const file = path.join(storiesDir, name);
     const story = await loadStory(file, relative(contentDir, file), site?.baseUrl ?? '', issues);
     if (!story) continue;
@@ -35,9 +48,21 @@ export async function loadContent(contentDir: string, options: LoadContentOption
     bySlug.set(story.slug, story.sourceFile);
     stories.push(story);
   }
-  if (issues.length > 0 || !site) throw new ContentError(issues);
   stories.sort((a, b) => b.date.getTime() - a.date.getTime() || a.slug.localeCompare(b.slug));
-  return { site, stories };
+  return { site, stories, problems: issues };
+}
+
+/** The content, or a ContentError listing its problems: for what must not publish with a story left out (`gazette build`). */
+export function requireValid(content: Content): Content {
+  if (content.problems.length > 0) throw new ContentError(content.problems);
+  return content;
+}
+
+/** "left out 2 invalid story files:" and one line per problem, for CLI output, fire records and alerts; '' when none. */
+export function describeLeftOut(content: Content): string {
+  if (content.problems.length === 0) return '';
+  const files = new Set(content.problems.map((p) => p.file)).size;
+  return `left out ${files} invalid story ${files === 1 ? 'file' : 'files'}:\n${content.problems.map((p) => `  ${formatContentIssue(p)}`).join('\n')}`;
 }
 
 /** Stories a reader may see at `now`: not drafts, not dated in the future; newest first. */

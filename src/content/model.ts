@@ -1,3 +1,5 @@
+import type { ContentIssue } from '../errors.ts';
+
 /** A mailing list declared in site.yaml. */
 export interface MailingList {
   slug: string;
@@ -82,4 +84,6 @@ export interface Content {
   site: Site;
   /** Every valid story, drafts and future ones included, newest first. */
   stories: Story[];
+  /** Problems of the story files left out (empty when every file is valid). */
+  problems: ContentIssue[];
 }

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { publishedStories } from '../content/load-content.ts';
 import type { Content, Story } from '../content/model.ts';
 import { GazetteError, InputError, NotFoundError } from '../errors.ts';
-import { compileEdition } from '../render/compile-edition.ts';
+import { compileEdition, type CompiledEdition } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import type { EditionsRepo } from '../store/editions-repo.ts';
 import type { Audience } from '../store/schema.ts';
@@ -55,7 +56,9 @@ export async function createEdition(
     stories = published.slice(0, DEFAULT_DIGEST_SIZE);
   }
   const kind = request.story ? 'story' : 'digest';
-  const compiled = await compileEdition(deps.templates, composeEdition(content.site, list, kind, stories, now, { subject: request.subject }));
+  // A story's web version is its page; a digest's is its own, /editions/ID, known once it is stored.
+  const viewUrl = kind === 'digest' ? editionUrl(content.site.baseUrl, EDITION_ID) : undefined;
+  const compiled = await compileEdition(deps.templates, composeEdition(content.site, list, kind, stories, now, { subject: request.subject, viewUrl }));
   const problems = preflight(compiled, stories.length, kind);
   if (problems.length > 0) throw new EditionError('PREFLIGHT_FAILED', `preflight check failed:\n- ${problems.join('\n- ')}`);
   const id = await deps.editions.insert(
@@ -71,6 +74,20 @@ export async function createEdition(
       scheduleId: request.scheduleId ?? null,
     },
     now,
+    (id) => withEditionId(compiled, id),
   );
   return { id, stories };
+}
+
+// Stands for the edition's id in its links until it is stored; random, so no story can hold it.
+const EDITION_ID = `gz-edition-${randomBytes(6).toString('hex')}`;
+
+/** The web version of an edition: the page every "view in browser" link of a digest leads to. */
+export function editionUrl(baseUrl: string, id: number | string): string {
+  return `${baseUrl}/editions/${id}`;
+}
+
+function withEditionId(compiled: CompiledEdition, id: number): CompiledEdition {
+  const fill = (parts: string[]) => parts.map((part) => part.replaceAll(EDITION_ID, String(id)));
+  return { ...compiled, html: { ...compiled.html, parts: fill(compiled.html.parts) }, text: { ...compiled.text, parts: fill(compiled.text.parts) } };
 }

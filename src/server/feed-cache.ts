@@ -4,7 +4,7 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { App } from '../app.ts';
-import { publishedStories } from '../content/load-content.ts';
+import { publishedStories, requireValid } from '../content/load-content.ts';
 import type { Content, Story } from '../content/model.ts';
 import { buildFeeds } from '../feed/build-feeds.ts';
 
@@ -104,7 +104,8 @@ export class FeedCache {
     this.stale = false;
     let content: Content;
     try {
-      content = await this.app.freshContent();
+      // Live feeds keep the last good version of a story an editor just broke, rather than drop it.
+      content = requireValid(await this.app.freshContent());
     } catch (error) {
       if (!good) throw error;
       // An editor mid-save or a typo must not take the site down: keep the last good content.

@@ -9,6 +9,7 @@ import { AuthFailures } from './auth-failures.ts';
 import { registerScheduleApi } from './schedule-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
+import { registerEditionPages } from './edition-pages.ts';
 import { registerPublicPages } from './public-pages.ts';
 import { clientErrorResponder, responseWithHeaders, securityHeaders } from './security-headers.ts';
 import { registerSubscriptionRoutes } from './subscription-routes.ts';
@@ -31,8 +32,13 @@ export interface ServerOptions {
 /** Builds the Fastify app: public pages, feeds, subscription routes, admin API. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
   const headers = securityHeaders(app.config.baseUrl);
+  // A route may set a Content-Security-Policy of its own (an email's web version needs its inline
+  // styles); every other header is always the house's.
   const secure = (reply: FastifyReply) => {
-    for (const [name, value] of headers) reply.header(name, value);
+    for (const [name, value] of headers) {
+      if (name === 'Content-Security-Policy' && reply.getHeader(name) !== undefined && reply.getHeader(name) !== value) continue;
+      reply.header(name, value);
+    }
     return reply;
   };
   const server = Fastify({
@@ -75,6 +81,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     reply.type('text/css; charset=utf-8').header('Cache-Control', 'public, max-age=3600').send(web.css),
   );
   registerPublicPages(server, context);
+  registerEditionPages(server, context);
   registerFeedRoutes(server, context);
   await registerSubscriptionRoutes(server, context, { rateLimit: options.subscribeRateLimit ?? 20 });
   registerAdminAuth(server, new AuthFailures({ now: () => app.now().getTime() }));

@@ -39,35 +39,49 @@ export class EditionsRepo {
     private readonly now: () => Date = () => new Date(),
   ) {}
 
-  /** Stores a new edition (status draft); returns its id. */
-  async insert(edition: NewEdition, now: Date): Promise<number> {
-    const { id } = await this.db
-      .insertInto('editions')
-      .values({
-        list_slug: edition.listSlug,
-        kind: edition.kind,
-        audience: edition.audience,
-        subject: edition.compiled.subject,
-        preheader: edition.compiled.preheader,
-        story_slugs: JSON.stringify(edition.storySlugs),
-        compiled: JSON.stringify(edition.compiled),
-        origin: JSON.stringify(edition.origin),
-        html_bytes: edition.htmlBytes,
-        covers_until: edition.coversUntil.toISOString(),
-        status: 'draft',
-        last_error: null,
-        created_at: now.toISOString(),
-        enqueued_at: null,
-        completed_at: null,
-        schedule_id: edition.scheduleId ?? null,
-        pause_kind: null,
-        resume_at: null,
-        outage_pauses: 0,
-        audience_closed_at: null,
-      })
-      .returning('id')
-      .executeTakeFirstOrThrow();
-    return id;
+  /**
+   * Stores a new edition (status draft); returns its id. `withId`, when given, makes the final
+   * compiled edition from its id (a digest's "view in browser" link is its own page), in the same
+   * transaction, so no edition is ever stored without it.
+   */
+  async insert(edition: NewEdition, now: Date, withId?: (id: number) => CompiledEdition): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const { id } = await trx
+        .insertInto('editions')
+        .values({
+          list_slug: edition.listSlug,
+          kind: edition.kind,
+          audience: edition.audience,
+          subject: edition.compiled.subject,
+          preheader: edition.compiled.preheader,
+          story_slugs: JSON.stringify(edition.storySlugs),
+          compiled: JSON.stringify(edition.compiled),
+          origin: JSON.stringify(edition.origin),
+          html_bytes: edition.htmlBytes,
+          covers_until: edition.coversUntil.toISOString(),
+          status: 'draft',
+          last_error: null,
+          created_at: now.toISOString(),
+          enqueued_at: null,
+          completed_at: null,
+          schedule_id: edition.scheduleId ?? null,
+          pause_kind: null,
+          resume_at: null,
+          outage_pauses: 0,
+          audience_closed_at: null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
+      if (withId) {
+        const compiled = withId(id);
+        await trx
+          .updateTable('editions')
+          .set({ compiled: JSON.stringify(compiled), html_bytes: Buffer.byteLength(compiled.html.parts.join('')) })
+          .where('id', '=', id)
+          .execute();
+      }
+      return id;
+    });
   }
 
   /** The edition with this id. */

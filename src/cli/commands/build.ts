@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { publishedStories } from '../../content/load-content.ts';
+import { publishedStories, requireValid } from '../../content/load-content.ts';
 import { buildFeeds } from '../../feed/build-feeds.ts';
 import { writeFeeds } from '../../feed/write-feeds.ts';
 import type { AppFactory } from '../main.ts';
@@ -17,7 +17,8 @@ export function registerBuild(program: Command, makeApp: AppFactory): void {
         contentDir: options.content && path.resolve(options.content),
         feedsDir: options.feeds && path.resolve(options.feeds),
       });
-      const content = await app.content();
+      // Feeds are the public record: an invalid story stops the build rather than vanish from them.
+      const content = requireValid(await app.content());
       const stories = publishedStories(content, app.now());
       const files = buildFeeds(content.site, stories, app.now());
       await writeFeeds(app.config.feedsDir, files);
