@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { createEditorAlerts, type AlertEditors } from './alerts/editor-alerts.ts';
 import type { Config } from './config.ts';
 import { cachedContentLoader } from './content/content-cache.ts';
 import { loadContent } from './content/load-content.ts';
@@ -54,6 +55,8 @@ export interface App {
   deliveries(): Promise<DeliveriesRepo>;
   notices(): Promise<NoticesRepo>;
   queue(): Promise<SendQueue>;
+  /** Tells site.yaml's editors of trouble (a failed scheduled send) by email, through the notices. */
+  alerts(): Promise<AlertEditors>;
   /** A new worker with the configured limits; `settings` override them; `log` hears retries, bounces, pauses, errors. */
   worker(settings?: WorkerSettings, log?: WorkerLog): Promise<Worker>;
   /** Closes whatever was opened (database, SMTP pool). */
@@ -100,12 +103,14 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const queue = once(async () => createSqlSendQueue(await store(), now));
   // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
   const noticeSenders = new Set<NoticeSender>();
+  const wakeNotices = () => noticeSenders.forEach((sender) => sender.wake());
+  const alerts = once(async () => createEditorAlerts({ content, templates: emailTemplates, notices: await notices(), now, wake: wakeNotices }));
   const subscriptions = once(
     async () =>
       new SubscriptionService({
         repo: await subscribers(),
         notices: await notices(),
-        wake: () => noticeSenders.forEach((sender) => sender.wake()),
+        wake: wakeNotices,
         content,
         templates: await emailTemplates(),
         tokens: await tokens(),
@@ -172,6 +177,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     deliveries,
     notices,
     queue,
+    alerts,
     worker,
     content,
     freshContent: () => loadContent(config.contentDir, { baseUrl: config.baseUrl }),

@@ -64,7 +64,7 @@ export async function writePreview(request: PreviewRequest): Promise<PreviewResu
 /** Writes an already compiled edition for the sample recipient as NAME.html, NAME.txt and NAME.eml. */
 export async function writeSample(
   request: Pick<PreviewRequest, 'tokens' | 'signMessage' | 'outDir' | 'now'>,
-  site: Site,
+  site: Pick<Site, 'baseUrl' | 'sender'>,
   list: MailingList,
   edition: CompiledEdition,
   name: string,
@@ -86,7 +86,7 @@ export async function writeSample(
 /** An edition rendered for one made-up recipient: the HTML and text parts and the whole message. */
 export function sampleMessage(
   tokens: TokenSigner,
-  site: Site,
+  site: Pick<Site, 'baseUrl' | 'sender'>,
   list: MailingList,
   edition: CompiledEdition,
   now: Date,

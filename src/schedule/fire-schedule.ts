@@ -1,4 +1,5 @@
-import { publishedStories } from '../content/load-content.ts';
+import type { AlertEditors } from '../alerts/editor-alerts.ts';
+import { describeLeftOut, publishedStories } from '../content/load-content.ts';
 import type { Content } from '../content/model.ts';
 import { createEdition, EditionError } from '../edition/create-edition.ts';
 import { enqueueEdition } from '../edition/enqueue-edition.ts';
@@ -26,6 +27,15 @@ export interface FireDeps {
   templates(): Promise<EmailTemplates>;
   now(): Date;
   log: ScheduleLog;
+  /** How late a fire may still run: a failed one is retried until its fire time plus this. */
+  graceMs: number;
+  /** Tells the editors at once of a fire that failed or left stories out. */
+  alert: AlertEditors;
+}
+
+/** The wait before the n-th retry of a failed fire: 1, 2, 4 … minutes, at most 15. */
+export function fireRetryDelayMs(attempt: number): number {
+  return Math.min(15 * 60_000, 60_000 * 2 ** Math.max(0, attempt - 1));
 }
 
 /**
@@ -46,44 +56,123 @@ export type FireOutcome = { status: 'taken' } | { status: FireStatus; fireId: nu
 export async function fireSchedule(deps: FireDeps, schedule: ScheduleRow, fireAt: Date): Promise<FireOutcome> {
   const fireId = await deps.schedules.claimFire(schedule.id, fireAt, deps.now(), FIRE_LEASE_MS);
   if (fireId === undefined) return { status: 'taken' };
+  return runLeased(deps, schedule, fireAt, { id: fireId, attempt: 1, editionId: null });
+}
+
+/**
+ * Tries a fire that failed once more, if no other process took it first: a failed fire is retried
+ * with backoff within the grace period, so a bad moment (a locked database, a story fixed a minute
+ * later) does not lose a week's digest.
+ */
+export async function retryFire(deps: FireDeps, fire: ScheduleFireRow): Promise<FireOutcome> {
+  const schedule = await deps.schedules.find(fire.schedule_id);
+  if (!schedule || schedule.status === 'cancelled') {
+    await deps.schedules.updateFire(fire.id, { status: 'failed', nextAttemptAt: null, detail: `${fire.detail ?? 'failed'}; not retried: the schedule was cancelled` }, deps.now());
+    return { status: 'failed', fireId: fire.id, editionId: fire.edition_id, detail: 'the schedule was cancelled' };
+  }
+  if (!(await deps.schedules.claimRetry(fire.id, deps.now(), FIRE_LEASE_MS))) return { status: 'taken' };
+  return runLeased(deps, schedule, new Date(fire.fire_at), { id: fire.id, attempt: (fire.attempts ?? 1) + 1, editionId: fire.edition_id });
+}
+
+interface ClaimedFire {
+  id: number;
+  attempt: number;
+  /** The edition an earlier attempt already made, if any. */
+  editionId: number | null;
+}
+
+// Runs a claimed fire, renewing its lease meanwhile so no other scheduler takes it over.
+async function runLeased(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
   const renew = setInterval(() => {
-    deps.schedules.renewFire(fireId, new Date(deps.now().getTime() + FIRE_LEASE_MS)).catch(() => {});
+    deps.schedules.renewFire(fire.id, new Date(deps.now().getTime() + FIRE_LEASE_MS)).catch(() => {});
   }, FIRE_LEASE_MS / 3);
   try {
-    return await runFire(deps, schedule, fireAt, fireId);
+    return await runFire(deps, schedule, fireAt, fire);
   } finally {
     clearInterval(renew);
   }
 }
 
-async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fireId: number): Promise<FireOutcome> {
+async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
+  const when = `fire of ${fireAt.toISOString()}`;
   const finish = async (status: FireStatus, editionId: number | null, detail: string): Promise<FireOutcome> => {
-    await deps.schedules.updateFire(fireId, { status, editionId, detail }, deps.now());
+    await deps.schedules.updateFire(fire.id, { status, editionId, detail, nextAttemptAt: null }, deps.now());
     if (schedule.kind === 'one-off') await deps.schedules.setStatus(schedule.id, 'done', deps.now());
     const log = status === 'failed' ? deps.log.error : deps.log.info;
-    log.call(deps.log, `schedule ${schedule.id} fire ${fireAt.toISOString()}: ${status}: ${detail}`);
-    return { status, fireId, editionId, detail };
+    log.call(deps.log, `schedule ${schedule.id} ${when}: ${status}: ${detail}`);
+    return { status, fireId: fire.id, editionId, detail };
   };
-  let editionId: number | null = schedule.edition_id;
+  let editionId: number | null = fire.editionId ?? schedule.edition_id;
   try {
-    if (schedule.kind === 'recurring') {
+    let leftOut = '';
+    if (schedule.kind === 'recurring' && editionId === null) {
+      const content = await deps.content();
+      leftOut = describeLeftOut(content);
       try {
         const made = await createEdition(
-          { content: await deps.content(), templates: await deps.templates(), editions: deps.editions, now: fireAt },
+          { content, templates: await deps.templates(), editions: deps.editions, now: fireAt },
           { list: schedule.list_slug, digest: true, sinceLast: true, audience: schedule.audience, scheduleId: schedule.id },
         );
         editionId = made.id;
       } catch (error) {
-        if (error instanceof EditionError && error.code === 'EDITION_EMPTY') return await finish('skipped', null, error.message);
+        if (error instanceof EditionError && error.code === 'EDITION_EMPTY') return await finish('skipped', null, [error.message, leftOut].filter(Boolean).join('\n'));
         throw error;
       }
     }
     if (editionId === null) throw new Error(`schedule ${schedule.id} (${schedule.kind}) has no edition to send`);
     // Noted before enqueueing, so an interrupted fire can be resumed without making a second edition.
-    await deps.schedules.updateFire(fireId, { editionId }, deps.now());
-    return await finish('sent', editionId, await enqueue(deps, editionId));
+    await deps.schedules.updateFire(fire.id, { editionId }, deps.now());
+    const outcome = await finish('sent', editionId, [await enqueue(deps, editionId), leftOut].filter(Boolean).join('\n'));
+    if (leftOut) {
+      await tell(deps, {
+        subject: `Schedule ${schedule.id}: digest sent without some stories`,
+        summary: `The digest of schedule ${schedule.id} (${schedule.list_slug}, ${when}) went out as edition ${editionId}, but some story files are invalid and were left out.`,
+        details: leftOut.split('\n'),
+      });
+    }
+    return outcome;
   } catch (error) {
-    return finish('failed', editionId, (error as Error).message);
+    return failed(deps, schedule, fireAt, fire, editionId, (error as Error).message);
+  }
+}
+
+// A failed attempt: retried after a backoff while the grace period lasts, else failed for good; the editors hear of both.
+async function failed(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire, editionId: number | null, reason: string): Promise<FireOutcome> {
+  const now = deps.now();
+  const when = `fire of ${fireAt.toISOString()}`;
+  const deadline = fireAt.getTime() + deps.graceMs;
+  const next = new Date(now.getTime() + fireRetryDelayMs(fire.attempt));
+  if (next.getTime() <= deadline) {
+    const detail = `attempt ${fire.attempt} failed: ${reason}; trying again at ${next.toISOString()} (until ${new Date(deadline).toISOString()})`;
+    await deps.schedules.updateFire(fire.id, { status: 'retrying', editionId, detail, nextAttemptAt: next }, now);
+    deps.log.warn(`schedule ${schedule.id} ${when}: ${detail}`);
+    if (fire.attempt === 1) {
+      await tell(deps, {
+        subject: `Schedule ${schedule.id}: a scheduled send failed`,
+        summary: `Schedule ${schedule.id} (${schedule.list_slug}) could not send its ${when}. Gazette tries again until ${new Date(deadline).toISOString()}.`,
+        details: [reason, `next try: ${next.toISOString()}`, 'see: gazette schedule show ' + schedule.id],
+      });
+    }
+    return { status: 'retrying', fireId: fire.id, editionId, detail };
+  }
+  const detail = `failed after ${fire.attempt} ${fire.attempt === 1 ? 'attempt' : 'attempts'}: ${reason}`;
+  await deps.schedules.updateFire(fire.id, { status: 'failed', editionId, detail, nextAttemptAt: null }, now);
+  if (schedule.kind === 'one-off') await deps.schedules.setStatus(schedule.id, 'done', now);
+  deps.log.error(`schedule ${schedule.id} ${when}: ${detail}`);
+  await tell(deps, {
+    subject: `Schedule ${schedule.id}: a scheduled send was given up`,
+    summary: `Schedule ${schedule.id} (${schedule.list_slug}) did not send its ${when}: it kept failing until the grace period ran out.`,
+    details: [detail, 'see: gazette schedule show ' + schedule.id],
+  });
+  return { status: 'failed', fireId: fire.id, editionId, detail };
+}
+
+// An alert that cannot be queued must not turn the fire's outcome into an error: it is logged instead.
+async function tell(deps: FireDeps, alert: Parameters<AlertEditors>[0]): Promise<void> {
+  try {
+    await deps.alert(alert);
+  } catch (error) {
+    deps.log.error(`could not alert the editors (${alert.subject}): ${(error as Error).message}`);
   }
 }
 
@@ -124,8 +213,7 @@ export async function publishNewStories(deps: FireDeps, schedule: ScheduleRow, c
 
 /**
  * Settles fires left running by a process that stopped mid-fire: one whose edition is known is
- * enqueued (idempotent: nobody gets it twice); one without is marked failed, not retried (a digest's
- * stories then go into the next one).
+ * enqueued (idempotent: nobody gets it twice); one without is tried again at once.
  */
 export async function recoverInterruptedFires(deps: FireDeps): Promise<ScheduleFireRow[]> {
   const stale = await deps.schedules.runningFires(deps.now());
@@ -134,7 +222,10 @@ export async function recoverInterruptedFires(deps: FireDeps): Promise<ScheduleF
     const editionId = fire.edition_id ?? (schedule?.kind === 'one-off' ? schedule.edition_id : null);
     try {
       if (editionId === null) {
-        await deps.schedules.updateFire(fire.id, { status: 'failed', detail: 'interrupted before its edition was made; not retried' }, deps.now());
+        // Its process died before the digest was made: the next tick makes it (within the grace period).
+        await deps.schedules.updateFire(fire.id, { status: 'retrying', nextAttemptAt: deps.now(), detail: 'interrupted before its edition was made; trying again' }, deps.now());
+        deps.log.warn(`schedule ${fire.schedule_id} fire ${fire.fire_at} was interrupted before its edition was made; trying again`);
+        continue;
       } else {
         const detail = await enqueue(deps, editionId);
         await deps.schedules.updateFire(fire.id, { status: 'sent', editionId, detail: `resumed after an interruption: ${detail}` }, deps.now());

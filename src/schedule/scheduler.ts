@@ -2,7 +2,7 @@ import { createTask, type Logger, type ScheduledTask } from 'node-cron';
 import { GazetteError } from '../errors.ts';
 import type { ScheduleRow } from '../store/schema.ts';
 import { compileCron, type CronTimes } from './cron-time.ts';
-import { fireSchedule, publishNewStories, recoverInterruptedFires, type FireDeps } from './fire-schedule.ts';
+import { fireSchedule, publishNewStories, recoverInterruptedFires, retryFire, type FireDeps } from './fire-schedule.ts';
 import { planFires } from './plan-fires.ts';
 
 /** Scheduler settings; each has a default. */
@@ -124,8 +124,9 @@ export class Scheduler {
 
   private async tick(): Promise<void> {
     try {
-      // A fire whose process died half-way is resumed as soon as its lease runs out.
+      // A fire whose process died half-way is resumed as soon as its lease runs out; a failed one is retried when due.
       await this.settleInterrupted();
+      await this.retryFailed();
       await this.refresh();
       // A backstop: catches fires whose timer came late (a stalled event loop, a suspended machine).
       for (const entry of this.entries.values()) if (entry.row.kind !== 'on-publish') this.trigger(entry);
@@ -137,6 +138,14 @@ export class Scheduler {
   private async housekeeping(): Promise<void> {
     await this.settleInterrupted();
     await this.checkOnPublish();
+  }
+
+  private async retryFailed(): Promise<void> {
+    try {
+      for (const fire of await this.deps.schedules.retryingDue(this.deps.now())) await retryFire(this.deps, fire);
+    } catch (error) {
+      this.deps.log.error(`retrying failed fires failed: ${(error as Error).message}`);
+    }
   }
 
   private async settleInterrupted(): Promise<void> {

@@ -86,6 +86,8 @@ export class SchedulesRepo {
         created_at: now.toISOString(),
         updated_at: now.toISOString(),
         lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+        attempts: 1,
+        next_attempt_at: null,
       })
       .onConflict((oc) => oc.columns(['schedule_id', 'fire_at']).doNothing())
       .returning('id')
@@ -105,17 +107,40 @@ export class SchedulesRepo {
   }
 
   /** Updates a claimed fire: its outcome, the edition it made, what happened. */
-  async updateFire(fireId: number, fields: { status?: FireStatus; editionId?: number | null; detail?: string | null }, now: Date): Promise<void> {
+  async updateFire(fireId: number, fields: { status?: FireStatus; editionId?: number | null; detail?: string | null; nextAttemptAt?: Date | null }, now: Date): Promise<void> {
     await this.db
       .updateTable('schedule_fires')
       .set({
         updated_at: now.toISOString(),
         ...(fields.status !== undefined ? { status: fields.status } : {}),
+        ...(fields.nextAttemptAt !== undefined ? { next_attempt_at: fields.nextAttemptAt?.toISOString() ?? null } : {}),
         ...(fields.editionId !== undefined ? { edition_id: fields.editionId } : {}),
         ...(fields.detail !== undefined ? { detail: fields.detail } : {}),
       })
       .where('id', '=', fireId)
       .execute();
+  }
+
+  /** Fires waiting to be tried again whose time has come. */
+  async retryingDue(now: Date): Promise<ScheduleFireRow[]> {
+    return this.db.selectFrom('schedule_fires').selectAll().where('status', '=', 'retrying').where('next_attempt_at', '<=', now.toISOString()).orderBy('id').execute();
+  }
+
+  /** Claims a retrying fire for another try (running, leased, one more attempt); false when another process took it. */
+  async claimRetry(fireId: number, now: Date, leaseMs: number): Promise<boolean> {
+    const result = await this.db
+      .updateTable('schedule_fires')
+      .set((eb) => ({
+        status: 'running',
+        lease_until: new Date(now.getTime() + leaseMs).toISOString(),
+        attempts: eb(eb.fn.coalesce('attempts', eb.val(1)), '+', 1),
+        next_attempt_at: null,
+        updated_at: now.toISOString(),
+      }))
+      .where('id', '=', fireId)
+      .where('status', '=', 'retrying')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
   }
 
   /** Renews a running fire's lease: its owner is alive and still working on it. */

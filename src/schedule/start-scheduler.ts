@@ -29,6 +29,8 @@ export async function fireDeps(app: App, log: ScheduleLog = stderrLog): Promise<
     templates: () => app.emailTemplates(),
     now: () => app.now(),
     log,
+    graceMs: app.config.scheduleGraceMs,
+    alert: await app.alerts(),
   };
 }
 

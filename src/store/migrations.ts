@@ -205,5 +205,15 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('queue_holds').ifExists().execute();
       },
     },
+    '0005_fire_retries': {
+      async up(db: Db) {
+        await db.schema.alterTable('schedule_fires').addColumn('attempts', 'integer').execute();
+        await db.schema.alterTable('schedule_fires').addColumn('next_attempt_at', 'text').execute();
+        await db.schema.createIndex('schedule_fires_retrying').ifNotExists().on('schedule_fires').columns(['status', 'next_attempt_at']).execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropIndex('schedule_fires_retrying').ifExists().execute();
+      },
+    },
   };
 }

@@ -133,8 +133,8 @@ export interface QueueHoldsTable {
   created_at: Timestamp;
 }
 
-/** What a notice is: the confirmation of a subscription, the welcome after it, or a reminder to an active subscriber. */
-export type NoticeKind = 'confirm' | 'welcome' | 'already-subscribed';
+/** What a notice is: the confirmation of a subscription, the welcome after it, a reminder to an active subscriber, or an alert to the editors. */
+export type NoticeKind = 'confirm' | 'welcome' | 'already-subscribed' | 'alert';
 
 /** Where a notice stands. */
 export type NoticeStatus = 'queued' | 'sent' | 'failed' | 'bounced';
@@ -210,8 +210,11 @@ export interface SchedulesTable {
   updated_at: Timestamp;
 }
 
-/** How one fire went: claimed and in progress, sent, skipped (empty digest), missed (too late), failed. */
-export type FireStatus = 'running' | 'sent' | 'skipped' | 'missed' | 'failed';
+/**
+ * How one fire went: claimed and in progress, sent, skipped (empty digest), missed (too late),
+ * retrying (it failed; tried again at next_attempt_at, within the grace period), failed (for good).
+ */
+export type FireStatus = 'running' | 'sent' | 'skipped' | 'missed' | 'retrying' | 'failed';
 
 /** One fire of a schedule; (schedule_id, fire_at) is unique, so a fire happens at most once. */
 export interface ScheduleFiresTable {
@@ -227,6 +230,10 @@ export interface ScheduleFiresTable {
   updated_at: Timestamp;
   /** A running fire's owner renews this while it works; once past, the next scheduler tick resumes the fire. */
   lease_until: Timestamp | null;
+  /** Tries so far (null: one, from before retries were kept). */
+  attempts: number | null;
+  /** When a retrying fire is tried again. */
+  next_attempt_at: Timestamp | null;
 }
 
 /** Stories an on-publish schedule has seen: each is sent once; the ones present at creation are not sent. */

@@ -1,6 +1,9 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { describeLeftOut } from '../../content/load-content.ts';
 import type { App } from '../../app.ts';
+import type { MailingList, Site } from '../../content/model.ts';
+import type { StoredEdition } from '../../store/editions-repo.ts';
 import { createEdition } from '../../edition/create-edition.ts';
 import { sampleMessage, writeSample } from '../../edition/write-preview.ts';
 import { NotFoundError } from '../../errors.ts';
@@ -39,8 +42,12 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
         if (flags.audience !== 'all' && !FREQUENCIES.includes(flags.audience as never)) {
           throw new InputError(`--audience: expected all, ${FREQUENCIES.join(', ')}, got "${flags.audience}"`);
         }
+        const content = await app.content();
+        // One invalid story holds back nothing: the edition is made of the valid ones, and the editor is told.
+        const leftOut = describeLeftOut(content);
+        if (leftOut) process.stderr.write(`${leftOut}\n`);
         const result = await createEdition(
-          { content: await app.content(), templates: await app.emailTemplates(), editions: await app.editions(), now: app.now() },
+          { content, templates: await app.emailTemplates(), editions: await app.editions(), now: app.now() },
           { list: flags.list!, story: flags.story, digest: flags.digest, sinceLast: flags.sinceLast, subject: flags.subject, audience: flags.audience as Audience },
         );
         const created = (await (await app.editions()).find(result.id))!;
@@ -85,8 +92,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .action(
       withApp(makeApp, async (app, id: string, flags: { out?: string }) => {
         const e = await findEdition(app, editionId(id));
-        const { site } = await app.content();
-        const list = site.lists.find((l) => l.slug === e.list_slug) ?? { slug: e.list_slug, name: e.list_slug, description: '' };
+        const { site, list } = await originOf(app, e);
         const result = await writeSample(
           { tokens: await app.tokens(), signMessage: await app.signMessage(), outDir: path.resolve(flags.out ?? path.join(app.config.dataDir, 'preview')), now: app.now() },
           site,
@@ -108,14 +114,20 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
         const address = parseEmailAddress(flags.to);
         if ('error' in address) throw new InputError(`--to: ${address.error.replace(/^email: /, '')}`);
         const e = await findEdition(app, editionId(id));
-        const { site } = await app.content();
-        const list = site.lists.find((l) => l.slug === e.list_slug) ?? { slug: e.list_slug, name: e.list_slug, description: '' };
+        const { site, list } = await originOf(app, e);
         const { raw } = sampleMessage(await app.tokens(), site, list, e.compiled, app.now(), { id: 0, email: address.address, name: 'Test reader' }, { 'X-Gazette-Test': 'yes' }, '[TEST] ');
         const transport = await app.transport();
         await transport.send({ key: `test.e${e.id}.${app.now().getTime()}`, envelopeFrom: site.sender.address, to: address.address, raw: await (await app.signMessage())(raw) });
         process.stderr.write(`test of edition ${e.id} sent to ${address.address} through ${transport.name}\n`);
       }),
     );
+}
+
+/** Who an edition is sent as: its own frozen origin, or (made before origins were kept) site.yaml's. */
+async function originOf(app: App, edition: StoredEdition): Promise<{ site: Pick<Site, 'baseUrl' | 'sender'>; list: MailingList }> {
+  if (edition.origin) return { site: edition.origin, list: edition.origin.list };
+  const { site } = await app.content();
+  return { site, list: site.lists.find((l) => l.slug === edition.list_slug) ?? { slug: edition.list_slug, name: edition.list_slug, description: '' } };
 }
 
 async function findEdition(app: App, id: number) {

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
+import { describeLeftOut } from '../../content/load-content.ts';
 import { writePreview } from '../../edition/write-preview.ts';
 import { InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
@@ -16,8 +17,11 @@ export function registerPreview(program: Command, makeApp: AppFactory): void {
     .action(async (options: { story?: string; digest?: boolean; list?: string; out?: string }) => {
       if (options.story && options.digest) throw new InputError('--story and --digest: choose one');
       const app = makeApp();
+      const content = await app.content();
+      const leftOut = describeLeftOut(content);
+      if (leftOut) process.stderr.write(`${leftOut}\n`);
       const result = await writePreview({
-        content: await app.content(),
+        content,
         templates: await app.emailTemplates(),
         tokens: await app.tokens(),
         signMessage: await app.signMessage(),
