@@ -7,10 +7,13 @@ import { importPlainText, slugify } from '../../src/content/import-text.ts';
 import { importStoryFile } from '../../src/content/import-story-file.ts';
 import { InputError, type ContentIssue } from '../../src/errors.ts';
 
-// Relative to this file: in CI the clone lives elsewhere, with shared/ beside it.
-const seedUrl = new URL('../../../shared/seeds/000_2d55d13b5729b6b3.txt', import.meta.url);
-const seed = await readFile(seedUrl, 'utf8');
-const seedLines = seed.split('\n').map((line) => line.trim()).filter(Boolean);
+// The project's own plain-text article (one paragraph a line, no blank lines): a lead paragraph, the title
+// line, short unpunctuated headings, and a Frequently Asked Questions part of three questions and answers.
+const articleUrl = new URL('../fixtures/import/night-trains-alpine-corridor.txt', import.meta.url);
+const article = await readFile(articleUrl, 'utf8');
+const articleLines = article.split('\n').map((line) => line.trim()).filter(Boolean);
+const TITLE = 'Night Trains Return to the Alpine Corridor';
+const SLUG = 'night-trains-return-to-the-alpine-corridor';
 const now = new Date('2025-07-04T09:00:00.456Z');
 
 function headings(markdown: string): string[] {
@@ -27,21 +30,21 @@ function parse(markdown: string, file = 'content/stories/imported.md') {
   return { story, issues };
 }
 
-describe('importPlainText on the seed article', () => {
-  const imported = importPlainText(seed, { now });
+describe('importPlainText on the sample article', () => {
+  const imported = importPlainText(article, { now });
 
   it('takes the first heading-like line as the title and does not repeat it', () => {
-    expect(imported.frontMatter.title).toBe('Trump-Putin Call Yields No Breakthrough on Ukraine');
-    expect(body(imported.markdown)).not.toContain('Trump-Putin Call Yields No Breakthrough on Ukraine');
+    expect(imported.frontMatter.title).toBe(TITLE);
+    expect(body(imported.markdown)).not.toContain(TITLE);
   });
 
   it('turns the short unpunctuated lines into ## sections, FAQ excluded', () => {
     expect(headings(imported.markdown)).toEqual([
-      'Understanding Putin’s Stance and the Stalemate',
-      'The Complex Backdrop: US-Ukraine Relationship Strain',
-      'The Pause in US Military Aid to Ukraine',
-      'Broader Geopolitical Discussions',
-      'Implications of the Diplomatic Deadlock',
+      'Why the Operators’ Bet Paid Off',
+      'The Bottleneck: Track Capacity Through the Brenner Pass',
+      'Crews, Carriages and the Cost of Growth',
+      'What Passengers Are Saying',
+      'Looking Beyond the Alps',
       'Conclusion',
     ]);
   });
@@ -49,53 +52,55 @@ describe('importPlainText on the seed article', () => {
   it('moves the Frequently Asked Questions into the faq list', () => {
     const faq = imported.frontMatter.faq;
     expect(faq.map((entry) => entry.q)).toEqual([
-      'What was the main outcome of the Trump-Putin call regarding the Ukraine war?',
-      'How does the recent pause in U.S. weapons shipments factor into discussions about Ukraine aid?',
-      'Does the lack of progress in the call mean peace talks for the Ukraine war are impossible soon?',
+      'How often do the night trains between Vienna and Zurich run?',
+      'Why are sleeper cabins so hard to book this season?',
+      'Will the new carriages make overnight journeys any faster?',
     ]);
-    expect(faq[0]!.a).toMatch(/^President Trump reported making “no progress at all” with Russian President Vladimir Putin/);
-    expect(faq[1]!.a).toMatch(/^The U\.S\. recently paused certain military aid shipments to Ukraine/);
-    expect(faq[2]!.a).toMatch(/^The failure of President Trump and President Putin to make progress on a ceasefire/);
+    expect(faq[0]!.a).toMatch(/^The Nightjet service between Vienna and Zurich runs every night of the year/);
+    expect(faq[1]!.a).toMatch(/^The number of cabins is limited by the carriages the operators own/);
+    expect(faq[2]!.a).toMatch(/^The new carriages improve comfort rather than speed\./);
     for (const entry of faq) {
-      expect(seedLines).toContain(entry.a);
+      expect(articleLines).toContain(entry.a);
       expect(imported.markdown.split('---\n').slice(2).join('')).not.toContain(entry.q);
     }
     expect(body(imported.markdown)).not.toMatch(/Frequently Asked Questions/i);
   });
 
   it('uses the first paragraph as the summary and keeps it as the lead of the body', () => {
-    expect(imported.frontMatter.summary).toBe(seedLines[0]);
-    expect(body(imported.markdown).startsWith(`${seedLines[0]}\n\n`)).toBe(true);
+    expect(imported.frontMatter.summary).toBe(articleLines[0]);
+    expect(body(imported.markdown).startsWith(`${articleLines[0]}\n\n`)).toBe(true);
   });
 
   it('keeps every body line of the text exactly, curly quotes and all', () => {
     const text = body(imported.markdown);
-    const faqStart = seedLines.indexOf('Frequently Asked Questions');
-    for (const line of [...seedLines.slice(2, faqStart), ...seedLines.slice(faqStart + 7)]) expect(text).toContain(line);
-    expect(text).toContain('“frank and substantive.”');
+    const faqStart = articleLines.indexOf('Frequently Asked Questions');
+    for (const line of [...articleLines.slice(2, faqStart), ...articleLines.slice(faqStart + 7)]) expect(text).toContain(line);
+    expect(text).toContain('“steady and unglamorous, which is exactly what a railway should be,”');
+    expect(text).toContain('the same scarce resources – track paths at night, trained crews and modern carriages – and');
   });
 
   it('guesses slug, date, author and tags, and lists every guess', () => {
-    expect(imported.slug).toBe('trump-putin-call-yields-no-breakthrough-on-ukraine');
+    expect(imported.slug).toBe(SLUG);
     expect(imported.frontMatter.date).toBe('2025-07-04T09:00:00Z');
     expect(imported.frontMatter.author).toBe('Gazette Staff');
-    expect(imported.frontMatter.tags).toEqual(['Ukraine', 'Trump', 'Putin', 'Russia']);
+    // Names mentioned inside sentences at least three times, most mentioned first; headings and the FAQ do not count.
+    expect(imported.frontMatter.tags).toEqual(['Vienna', 'Zurich', 'Nightjet', 'Brenner']);
     expect(imported.guesses).toEqual([
-      { field: 'title', value: 'Trump-Putin Call Yields No Breakthrough on Ukraine' },
-      { field: 'slug', value: 'trump-putin-call-yields-no-breakthrough-on-ukraine' },
+      { field: 'title', value: TITLE },
+      { field: 'slug', value: SLUG },
       { field: 'date', value: '2025-07-04T09:00:00Z' },
       { field: 'author', value: 'Gazette Staff' },
-      { field: 'tags', value: 'Ukraine, Trump, Putin, Russia' },
-      { field: 'summary', value: seedLines[0] },
+      { field: 'tags', value: 'Vienna, Zurich, Nightjet, Brenner' },
+      { field: 'summary', value: articleLines[0] },
       { field: 'faq', value: '3 questions' },
     ]);
   });
 
   it('writes the date quoted and a story file that loads with no issues', () => {
     expect(imported.markdown).toContain('date: "2025-07-04T09:00:00Z"');
-    const { story, issues } = parse(imported.markdown, 'content/stories/trump-putin-call-yields-no-breakthrough-on-ukraine.md');
+    const { story, issues } = parse(imported.markdown, `content/stories/${SLUG}.md`);
     expect(issues).toEqual([]);
-    expect(story?.title).toBe('Trump-Putin Call Yields No Breakthrough on Ukraine');
+    expect(story?.title).toBe(TITLE);
     expect(story?.faq).toEqual(imported.frontMatter.faq);
     expect(story?.sections.map((s) => s.heading)).toEqual(headings(imported.markdown));
     expect(story?.date.toISOString()).toBe('2025-07-04T09:00:00.000Z');
@@ -104,41 +109,41 @@ describe('importPlainText on the seed article', () => {
 
 describe('importPlainText options', () => {
   it('lets flags override every guess', () => {
-    const imported = importPlainText(seed, {
+    const imported = importPlainText(article, {
       now,
-      title: 'Call ends without a deal',
-      slug: 'no-deal',
+      title: 'Sleepers sell out over the Alps',
+      slug: 'sleepers-sell-out',
       date: '2025-07-03T18:30:00+02:00',
       author: 'Mira Kovalenko',
-      tags: ['Ukraine', ' Diplomacy ', 'Ukraine'],
+      tags: ['Rail', ' Travel ', 'Rail'],
     });
     expect(imported.frontMatter).toMatchObject({
-      title: 'Call ends without a deal',
-      slug: 'no-deal',
+      title: 'Sleepers sell out over the Alps',
+      slug: 'sleepers-sell-out',
       date: '2025-07-03T18:30:00+02:00',
       author: 'Mira Kovalenko',
-      tags: ['Ukraine', 'Diplomacy'],
+      tags: ['Rail', 'Travel'],
     });
     expect(imported.guesses.map((g) => g.field)).toEqual(['summary', 'faq']);
     // The text's own title line is not the given title, so it stays as a section rather than being lost.
-    expect(headings(imported.markdown)[0]).toBe('Trump-Putin Call Yields No Breakthrough on Ukraine');
+    expect(headings(imported.markdown)[0]).toBe(TITLE);
     expect(parse(imported.markdown).issues).toEqual([]);
   });
 
   it('drops the title line when --title says the same', () => {
-    const imported = importPlainText(seed, { now, title: 'Trump-Putin call yields no breakthrough on Ukraine' });
-    expect(headings(imported.markdown)[0]).toBe('Understanding Putin’s Stance and the Stalemate');
+    const imported = importPlainText(article, { now, title: 'Night trains return to the Alpine corridor' });
+    expect(headings(imported.markdown)[0]).toBe('Why the Operators’ Bet Paid Off');
   });
 
   it('rejects a --date without timezone, naming the flag and the value', () => {
-    expect(() => importPlainText(seed, { now, date: '2025-07-04 09:00' })).toThrow(InputError);
-    expect(() => importPlainText(seed, { now, date: '2025-07-04 09:00' })).toThrow(/--date "2025-07-04 09:00"/);
-    expect(() => importPlainText(seed, { now, date: 'tomorrow' })).toThrow(/--date/);
+    expect(() => importPlainText(article, { now, date: '2025-07-04 09:00' })).toThrow(InputError);
+    expect(() => importPlainText(article, { now, date: '2025-07-04 09:00' })).toThrow(/--date "2025-07-04 09:00"/);
+    expect(() => importPlainText(article, { now, date: 'tomorrow' })).toThrow(/--date/);
   });
 
   it('rejects a bad --slug and an empty --title', () => {
-    expect(() => importPlainText(seed, { now, slug: 'Not A Slug' })).toThrow(/--slug/);
-    expect(() => importPlainText(seed, { now, title: '  ' })).toThrow(/--title/);
+    expect(() => importPlainText(article, { now, slug: 'Not A Slug' })).toThrow(/--slug/);
+    expect(() => importPlainText(article, { now, title: '  ' })).toThrow(/--title/);
   });
 
   it('rejects empty input', () => {
@@ -261,7 +266,7 @@ describe('importStoryFile', () => {
     contentDir = path.join(dir, 'content');
     await mkdir(path.join(contentDir, 'stories'), { recursive: true });
     input = path.join(dir, 'article.txt');
-    await writeFile(input, seed);
+    await writeFile(input, article);
   });
 
   afterEach(async () => {
@@ -270,27 +275,24 @@ describe('importStoryFile', () => {
 
   it('writes content/stories/<slug>.md that parses, leaving no temp file', async () => {
     const result = await importStoryFile(input, contentDir, { now });
-    const expected = path.join(contentDir, 'stories', 'trump-putin-call-yields-no-breakthrough-on-ukraine.md');
+    const expected = path.join(contentDir, 'stories', `${SLUG}.md`);
     expect(result.path).toBe(expected);
     const written = await readFile(expected, 'utf8');
     expect(written).toBe(result.imported.markdown);
     expect(parse(written).issues).toEqual([]);
-    expect(await readdir(path.join(contentDir, 'stories'))).toEqual(['trump-putin-call-yields-no-breakthrough-on-ukraine.md']);
+    expect(await readdir(path.join(contentDir, 'stories'))).toEqual([`${SLUG}.md`]);
   });
 
   it('refuses to overwrite an existing story and suggests --slug', async () => {
     await importStoryFile(input, contentDir, { now });
-    const first = await readFile(path.join(contentDir, 'stories', 'trump-putin-call-yields-no-breakthrough-on-ukraine.md'), 'utf8');
+    const first = await readFile(path.join(contentDir, 'stories', `${SLUG}.md`), 'utf8');
     const again = importStoryFile(input, contentDir, { now, author: 'Someone Else' });
     await expect(again).rejects.toThrow(InputError);
-    await expect(importStoryFile(input, contentDir, { now })).rejects.toThrow(/trump-putin-call-yields-no-breakthrough-on-ukraine\.md.*--slug/);
-    expect(await readFile(path.join(contentDir, 'stories', 'trump-putin-call-yields-no-breakthrough-on-ukraine.md'), 'utf8')).toBe(first);
-    const other = await importStoryFile(input, contentDir, { now, slug: 'trump-putin-call-2' });
-    expect(path.basename(other.path)).toBe('trump-putin-call-2.md');
-    expect((await readdir(path.join(contentDir, 'stories'))).sort()).toEqual([
-      'trump-putin-call-2.md',
-      'trump-putin-call-yields-no-breakthrough-on-ukraine.md',
-    ]);
+    await expect(importStoryFile(input, contentDir, { now })).rejects.toThrow(/night-trains-return-to-the-alpine-corridor\.md.*--slug/);
+    expect(await readFile(path.join(contentDir, 'stories', `${SLUG}.md`), 'utf8')).toBe(first);
+    const other = await importStoryFile(input, contentDir, { now, slug: 'night-trains-2' });
+    expect(path.basename(other.path)).toBe('night-trains-2.md');
+    expect((await readdir(path.join(contentDir, 'stories'))).sort()).toEqual(['night-trains-2.md', `${SLUG}.md`]);
   });
 
   it('refuses a slug already used by a date-prefixed file', async () => {

@@ -1,7 +1,8 @@
-import { cp, mkdtemp, readdir, utimes, writeFile, mkdir } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, rm, utimes, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 
 /** The repository's templates/ folder. */
 export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates', import.meta.url));
@@ -9,9 +10,25 @@ export const TEMPLATES_DIR = fileURLToPath(new URL('../../templates', import.met
 /** The golden fixture: site.yaml plus the golden story. */
 export const GOLDEN_DIR = fileURLToPath(new URL('../fixtures/golden', import.meta.url));
 
-/** A throwaway content folder: the golden site.yaml plus the given story files. */
+const made = new Set<string>();
+
+/** Removes every folder tempContentDir made in this test file; runs by itself after the file's tests. */
+export async function removeTempContentDirs(): Promise<void> {
+  const dirs = [...made];
+  made.clear();
+  await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+}
+
+// Registered when a test file first imports this helper: the file's last hook, after its suites' own.
+afterAll(removeTempContentDirs);
+
+/**
+ * A throwaway content folder: the golden site.yaml plus the given story files. Removed after the
+ * test file's tests (a test may remove it sooner).
+ */
 export async function tempContentDir(stories: Record<string, string>, options: { withGolden?: boolean } = {}): Promise<string> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'gazette-content-'));
+  made.add(dir);
   await cp(path.join(GOLDEN_DIR, 'site.yaml'), path.join(dir, 'site.yaml'));
   await mkdir(path.join(dir, 'stories'));
   if (options.withGolden) await cp(path.join(GOLDEN_DIR, 'stories', 'golden.md'), path.join(dir, 'stories', 'golden.md'));

@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, writeFile, cp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import type { Content } from '../../src/content/model.ts';
 import { createMessageSigner } from '../../src/delivery/dkim.ts';
@@ -93,19 +93,20 @@ describe('the golden story through the email renderer', () => {
 
   it('names the template and line of a template error', async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'gazette-templates-'));
+    onTestFinished(() => rm(dir, { recursive: true, force: true }));
     await cp(TEMPLATES_DIR, dir, { recursive: true });
     const file = path.join(dir, 'email', 'partials', 'footer.mjml.hbs');
     await writeFile(file, `${await readFile(file, 'utf8')}\n{{#if broken}}\n`);
     const error = await loadEmailTemplates(dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RenderError);
     expect((error as RenderError).message).toMatch(/templates\/email\/partials\/footer\.mjml\.hbs:\d+: /);
-    await rm(dir, { recursive: true, force: true });
   });
 });
 
 describe('the message builder', () => {
   it('builds a message that passes the bulk-sender checks (check-eml.py)', async () => {
     const outDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-preview-'));
+    onTestFinished(() => rm(outDir, { recursive: true, force: true }));
     const result = await writePreview({
       content,
       templates,
@@ -123,7 +124,6 @@ describe('the message builder', () => {
     expect(eml.match(/^List-Unsubscribe:/gm)).toHaveLength(1);
     expect(eml).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click\r$/m);
     expect(eml).toMatch(/^Subject: The Gazette Dispatch: Tom & Jerry\r\n =\?UTF-8\?Q\?=3Cscript/m);
-    await rm(outDir, { recursive: true, force: true });
   });
 
   it('splices recipient values into quoted-printable without breaking lines', async () => {
