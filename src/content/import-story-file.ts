@@ -7,15 +7,28 @@ import { importPlainText, type ImportedStory, type ImportTextOptions } from './i
 import { parseStory } from './load-content.ts';
 import { readTextFile } from './read-text-file.ts';
 
+/** What the editor asked for an imported file; unlike importPlainText, the story is a draft unless told otherwise. */
+export interface ImportStoryFileOptions extends ImportTextOptions {
+  /**
+   * Publish the story (at `date`, or now): writes no `draft: true`. Default: publish only when a
+   * `date` is given, so an import never goes live by accident. `draft: true` keeps a dated story a draft.
+   */
+  publish?: boolean | undefined;
+}
+
 /** Where an imported story was written, and what it became. */
 export interface ImportedStoryFile {
   path: string;
   imported: ImportedStory;
+  /** True when the file says `draft: true`: kept out of the site, feeds and emails until it is set to false. */
+  draft: boolean;
 }
 
 /** Imports a plain-text file as content/stories/<slug>.md; never overwrites a story, and writes a file that loads. */
-export async function importStoryFile(inputFile: string, contentDir: string, options: ImportTextOptions): Promise<ImportedStoryFile> {
-  const imported = importPlainText(await readInput(inputFile), options);
+export async function importStoryFile(inputFile: string, contentDir: string, options: ImportStoryFileOptions): Promise<ImportedStoryFile> {
+  if (options.publish && options.draft) throw new InputError('--draft and --publish contradict each other: choose one');
+  const draft = options.draft ?? !(options.publish || options.date !== undefined);
+  const imported = importPlainText(await readInput(inputFile), { ...options, draft });
   const storiesDir = path.join(contentDir, 'stories');
   const target = path.join(storiesDir, `${imported.slug}.md`);
   const shown = path.join(path.basename(contentDir), 'stories', `${imported.slug}.md`);
@@ -36,7 +49,7 @@ export async function importStoryFile(inputFile: string, contentDir: string, opt
     const why = WRITE_ERRORS[code] ?? (error instanceof Error ? error.message : String(error));
     throw new GazetteError('STORY_WRITE_FAILED', `could not write ${target}: ${why}`, { cause: error });
   }
-  return { path: target, imported };
+  return { path: target, imported, draft };
 }
 
 const WRITE_ERRORS: Record<string, string> = {

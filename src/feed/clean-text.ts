@@ -6,3 +6,14 @@ const XML_INVALID = /[\u0000-\u0008\u000B\u000C\u000E-\u001F\uFFFE\uFFFF]|[\uD80
 export function cleanText(text: string): string {
   return text.replace(XML_INVALID, '');
 }
+
+const MARKUP = /[&<>]/g;
+const MARKUP_ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;' };
+
+/**
+ * Escapes &, < and > once, so plain text reads as itself where a feed reader takes the text for HTML
+ * (an RSS title or description): `<script>` shows as `<script>`, neither run nor dropped.
+ */
+export function escapeMarkup(text: string): string {
+  return text.replace(MARKUP, (ch) => MARKUP_ESCAPES[ch]!);
+}

@@ -1,6 +1,6 @@
 import RSS from 'rss';
 import type { Site, Story } from '../content/model.ts';
-import { cleanText } from './clean-text.ts';
+import { cleanText, escapeMarkup } from './clean-text.ts';
 import { imageType } from './image-type.ts';
 
 /** Options of buildRss. */
@@ -27,15 +27,17 @@ export function buildRss(site: Site, stories: Story[], options: RssOptions): str
     // rss 1.2.2 declares content, dc and atom itself; named here so content:encoded never depends on that.
     custom_namespaces: { content: 'http://purl.org/rss/1.0/modules/content/', dc: 'http://purl.org/dc/elements/1.1/' },
   });
-  for (const story of items) feed.item(rssItem(story));
+  items.forEach((story, i) => feed.item(rssItem(story, i)));
   const lastBuild = items[0]?.date ?? options.now;
-  return `${withLastBuildDate(feed.xml({ indent: '  ' }), lastBuild)}\n`;
+  return `${withItemTitles(withLastBuildDate(feed.xml({ indent: '  ' }), lastBuild), items)}\n`;
 }
 
-function rssItem(story: Story): RSS.ItemOptions {
+function rssItem(story: Story, index: number): RSS.ItemOptions {
   return {
-    title: cleanText(story.title),
-    description: cleanText(story.summary),
+    // Written by withItemTitles: the rss package puts every title in CDATA, which cannot hold the character references needed.
+    title: titlePlaceholder(index),
+    // A summary is plain text and readers take a description for HTML: escaped once, `<b>` reads as `<b>`.
+    description: escapeMarkup(cleanText(story.summary)),
     // With a url and no guid, the rss package writes guid = url with isPermaLink="true".
     url: story.url,
     date: story.date,
@@ -46,6 +48,23 @@ function rssItem(story: Story): RSS.ItemOptions {
     enclosure: story.image ? { url: story.image.url, type: imageType(story.image.url) } : undefined,
     custom_elements: [{ 'content:encoded': { _cdata: cleanText(story.contentHtml) } }],
   };
+}
+
+// Readers show an item title as HTML, so a story's title is escaped once for that (`<script>` shows as
+// text, not run, not dropped), and that escaped text is written with hexadecimal character references
+// instead of CDATA: the RSS Profile's sign that the entities are meant, which the W3C validator
+// looks for on the same line before it warns that a title "contains HTML".
+function withItemTitles(xml: string, stories: Story[]): string {
+  return stories.reduce((out, story, i) => out.replace(`<title><![CDATA[${titlePlaceholder(i)}]]></title>`, () => `<title>${hexEscape(escapeMarkup(cleanText(story.title)))}</title>`), xml);
+}
+
+// NUL never survives cleanText, so no title can look like a placeholder.
+function titlePlaceholder(index: number): string {
+  return `\u0000title-${index}\u0000`;
+}
+
+function hexEscape(text: string): string {
+  return text.replace(/[&<>]/g, (ch) => `&#x${ch.charCodeAt(0).toString(16).toUpperCase()};`);
 }
 
 // rss 1.2.2 always stamps lastBuildDate with the wall clock; the newest story's date keeps the

@@ -1,12 +1,12 @@
 import { publishedStories } from '../content/load-content.ts';
 import type { Content } from '../content/model.ts';
-import { InputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InputError, NotFoundError } from '../errors.ts';
 import type { EditionsRepo } from '../store/editions-repo.ts';
 import { FREQUENCIES, type Audience, type ScheduleRow } from '../store/schema.ts';
-import { compileCron } from './cron-time.ts';
+import { compileCron, normalizeCron } from './cron-time.ts';
 import { parseInstant } from './parse-instant.ts';
 import type { NewSchedule, SchedulesRepo } from './schedules-repo.ts';
-import { formatInZone } from './zone-time.ts';
+import { canonicalTimeZone, formatInZone, sameTimeZone } from './zone-time.ts';
 
 const AUDIENCES: readonly Audience[] = ['all', ...FREQUENCIES];
 
@@ -23,7 +23,19 @@ export interface ScheduleRequest {
   audience?: string | undefined;
   /** On publish: each new story to the list's instant subscribers. */
   onPublish?: boolean | undefined;
+  /** Add it even when an active schedule already fires the same sends (see findDuplicate). Default false. */
+  allowDuplicate?: boolean | undefined;
 }
+
+/** A schedule just added, and what the editor should be told about it. */
+export interface AddedSchedule {
+  schedule: ScheduleRow;
+  /** One sentence each, e.g. that a zone was stored under its current IANA name. */
+  notes: string[];
+}
+
+/** How many upcoming fires two recurring schedules are compared on when their cron texts differ. */
+const COMPARED_FIRES = 25;
 
 /** What managing schedules needs. */
 export interface ManageDeps {
@@ -37,6 +49,14 @@ const SHAPES = 'choose --edition ID --at ISO, --list L --cron EXPR --tz ZONE --d
 
 /** Validates a request and stores the schedule; refuses with a reason naming the bad value. */
 export async function addSchedule(deps: ManageDeps, request: ScheduleRequest): Promise<ScheduleRow> {
+  return (await addScheduleWithNotes(deps, request)).schedule;
+}
+
+/**
+ * Validates a request and stores the schedule, with notes for the editor; refuses with a reason
+ * naming the bad value, or (ConflictError) naming the active schedule that already does the same.
+ */
+export async function addScheduleWithNotes(deps: ManageDeps, request: ScheduleRequest): Promise<AddedSchedule> {
   const content = await deps.content();
   const kind = request.onPublish ? 'on-publish' : request.cron !== undefined ? 'recurring' : request.edition !== undefined || request.at !== undefined ? 'one-off' : undefined;
   if (!kind) throw new InputError(SHAPES);
@@ -48,20 +68,61 @@ export async function addSchedule(deps: ManageDeps, request: ScheduleRequest): P
     if (existing) throw new InputError(`list "${list}" already has an on-publish schedule (schedule ${existing.id})`);
     // Stories already out when the schedule is made are not mailed: only newly published ones are.
     const present = publishedStories(content, deps.now).map((s) => s.slug);
-    return deps.schedules.insert({ kind, listSlug: list, audience: 'instant' }, deps.now, present);
+    return { schedule: await deps.schedules.insert({ kind, listSlug: list, audience: 'instant' }, deps.now, present), notes: [] };
   }
+  const notes: string[] = [];
+  let schedule: NewSchedule;
   if (kind === 'recurring') {
     refuse(request, ['edition', 'at'], 'a recurring schedule');
     if (!request.digest) throw new InputError('a recurring schedule sends a digest of the stories since the last one: add --digest');
     const list = knownList(content, request.list);
-    const timezone = request.tz ?? content.site.timezone;
+    const given = request.tz ?? content.site.timezone;
+    const timezone = canonicalTimeZone(given);
+    if (timezone !== given) notes.push(`time zone ${given} is stored as ${timezone}, its current IANA name`);
     const cron = compileCron(request.cron!, timezone);
     if (!cron.next(deps.now)) throw new InputError(`cron expression "${cron.expression}" never fires again`);
-    return deps.schedules.insert({ kind, listSlug: list, cron: cron.expression, timezone, audience: audience(request.audience) }, deps.now);
+    schedule = { kind, listSlug: list, cron: cron.expression, timezone, audience: audience(request.audience) };
+  } else {
+    refuse(request, ['cron', 'tz', 'digest', 'audience'], 'a one-off schedule (it sends the edition as made)');
+    if (request.edition === undefined || request.at === undefined) throw new InputError('a one-off schedule needs both --edition ID and --at ISO');
+    schedule = await oneOff(deps, request);
   }
-  refuse(request, ['cron', 'tz', 'digest', 'audience'], 'a one-off schedule (it sends the edition as made)');
-  if (request.edition === undefined || request.at === undefined) throw new InputError('a one-off schedule needs both --edition ID and --at ISO');
-  return deps.schedules.insert(await oneOff(deps, request), deps.now);
+  const duplicate = request.allowDuplicate ? undefined : findDuplicate(await deps.schedules.list('active'), schedule, deps.now);
+  if (duplicate) {
+    throw new ConflictError(
+      `schedule ${duplicate.id} already does this (${duplicate.kind} to ${duplicate.list_slug}: ${describeSchedule(duplicate)}); cancel it, or add this one anyway with --allow-duplicate (API: "allow_duplicate": true)`,
+    );
+  }
+  return { schedule: await deps.schedules.insert(schedule, deps.now), notes };
+}
+
+/**
+ * The active schedule that already fires the sends `candidate` would: the same list and kind, audiences
+ * that overlap (equal, or one is all), and the same fire times. For a one-off that is the same edition
+ * at the same instant; for a recurring digest, the same cron (same text, or the same next fires) in the
+ * same zone, aliases counting as one (Europe/Kiev = Europe/Kyiv).
+ */
+export function findDuplicate(active: readonly ScheduleRow[], candidate: NewSchedule, now: Date): ScheduleRow | undefined {
+  const overlaps = (a: Audience, b: Audience) => a === b || a === 'all' || b === 'all';
+  const peers = active.filter((s) => s.status === 'active' && s.kind === candidate.kind && s.list_slug === candidate.listSlug && overlaps(s.audience, candidate.audience));
+  if (candidate.kind === 'one-off') {
+    return peers.find((s) => s.edition_id === candidate.editionId && s.at !== null && Date.parse(s.at) === candidate.at?.getTime());
+  }
+  if (candidate.kind !== 'recurring' || !candidate.cron || !candidate.timezone) return undefined;
+  const { cron, timezone } = candidate;
+  let fires: string | undefined;
+  const firesOf = (expression: string) =>
+    compileCron(expression, timezone).upcoming(now, COMPARED_FIRES).map((d) => d.getTime()).join(',');
+  return peers.find((s) => {
+    if (!s.cron || !s.timezone || !sameTimeZone(s.timezone, timezone)) return false;
+    if (normalizeCron(s.cron) === normalizeCron(cron)) return true;
+    fires ??= firesOf(cron);
+    try {
+      return firesOf(s.cron) === fires;
+    } catch {
+      return false;
+    }
+  });
 }
 
 async function oneOff(deps: ManageDeps, request: ScheduleRequest): Promise<NewSchedule> {
@@ -75,7 +136,8 @@ async function oneOff(deps: ManageDeps, request: ScheduleRequest): Promise<NewSc
   if (at.getTime() <= deps.now.getTime()) {
     throw new InputError(`${request.at} is in the past (now is ${deps.now.toISOString()}): a one-off send must be scheduled ahead`);
   }
-  const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.edition_id === id);
+  // The same edition at the same instant is a duplicate (refused unless allowed); at another instant, a conflict.
+  const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.edition_id === id && Date.parse(s.at!) !== at.getTime());
   if (taken) throw new InputError(`edition ${id} is already scheduled (schedule ${taken.id}, at ${taken.at}); cancel that one first`);
   return { kind: 'one-off', listSlug: edition.list_slug, editionId: id, at, audience: edition.audience };
 }
@@ -124,6 +186,8 @@ export interface ScheduleView {
   created_at: string;
   updated_at: string;
   next_fire_at: string | null;
+  /** The next fire in the schedule's zone (UTC for one-offs) and in UTC; null when it fires no more. */
+  next_fire: UpcomingFire | null;
   last_fire: { fire_at: string; status: string; edition_id: number | null; detail: string | null } | null;
   /** On-publish: how many stories it has sent. */
   stories_sent: number | null;
@@ -132,6 +196,7 @@ export interface ScheduleView {
 /** Builds the view of a schedule, with its next fire and its last recorded fire. */
 export async function scheduleView(schedules: SchedulesRepo, schedule: ScheduleRow, now: Date): Promise<ScheduleView> {
   const [last] = await schedules.fires(schedule.id, 1);
+  const next = upcomingFires(schedule, now, 1)[0] ?? null;
   return {
     id: schedule.id,
     kind: schedule.kind,
@@ -144,7 +209,8 @@ export async function scheduleView(schedules: SchedulesRepo, schedule: ScheduleR
     status: schedule.status,
     created_at: schedule.created_at,
     updated_at: schedule.updated_at,
-    next_fire_at: upcomingFires(schedule, now, 1)[0]?.at ?? null,
+    next_fire_at: next?.at ?? null,
+    next_fire: next,
     last_fire: last ? { fire_at: last.fire_at, status: last.status, edition_id: last.edition_id, detail: last.detail } : null,
     stories_sent: schedule.kind === 'on-publish' ? await schedules.sentStoryCount(schedule.id) : null,
   };

@@ -162,3 +162,73 @@ export function formatInZone(date: Date, zone: string): string {
   const sign = offset < 0 ? '-' : '+';
   return `${wall}${sign}${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
 }
+
+/**
+ * Old names still in use (tzdata's `backward` links) and the current IANA name each stands for.
+ * ICU cannot be asked: Node 20's `resolvedOptions().timeZone` maps them to CLDR's ids, which keep
+ * the old spelling (Europe/Kyiv → Europe/Kiev, Asia/Kolkata → Asia/Calcutta), and newer runtimes
+ * return the name as given.
+ */
+const ZONE_ALIASES: Record<string, string> = {
+  'Europe/Kiev': 'Europe/Kyiv', 'Europe/Uzhgorod': 'Europe/Kyiv', 'Europe/Zaporozhye': 'Europe/Kyiv', 'Europe/Belfast': 'Europe/London',
+  'Asia/Calcutta': 'Asia/Kolkata', 'Asia/Saigon': 'Asia/Ho_Chi_Minh', 'Asia/Katmandu': 'Asia/Kathmandu', 'Asia/Rangoon': 'Asia/Yangon',
+  'Asia/Dacca': 'Asia/Dhaka', 'Asia/Thimbu': 'Asia/Thimphu', 'Asia/Ulan_Bator': 'Asia/Ulaanbaatar', 'Asia/Macao': 'Asia/Macau',
+  'Asia/Ujung_Pandang': 'Asia/Makassar', 'Asia/Chongqing': 'Asia/Shanghai', 'Asia/Chungking': 'Asia/Shanghai', 'Asia/Harbin': 'Asia/Shanghai',
+  'Asia/Tel_Aviv': 'Asia/Jerusalem', 'Asia/Istanbul': 'Europe/Istanbul', 'Asia/Ashkhabad': 'Asia/Ashgabat',
+  'Atlantic/Faeroe': 'Atlantic/Faroe', 'Pacific/Enderbury': 'Pacific/Kanton', 'Pacific/Truk': 'Pacific/Chuuk', 'Pacific/Ponape': 'Pacific/Pohnpei',
+  'America/Buenos_Aires': 'America/Argentina/Buenos_Aires', 'America/Catamarca': 'America/Argentina/Catamarca', 'America/Cordoba': 'America/Argentina/Cordoba',
+  'America/Jujuy': 'America/Argentina/Jujuy', 'America/Mendoza': 'America/Argentina/Mendoza', 'America/Indianapolis': 'America/Indiana/Indianapolis',
+  'America/Fort_Wayne': 'America/Indiana/Indianapolis', 'America/Louisville': 'America/Kentucky/Louisville', 'America/Knox_IN': 'America/Indiana/Knox',
+  'America/Godthab': 'America/Nuuk', 'America/Montreal': 'America/Toronto',
+  'US/Eastern': 'America/New_York', 'US/Central': 'America/Chicago', 'US/Mountain': 'America/Denver', 'US/Pacific': 'America/Los_Angeles',
+  'US/Alaska': 'America/Anchorage', 'US/Hawaii': 'Pacific/Honolulu', 'US/Arizona': 'America/Phoenix', 'US/East-Indiana': 'America/Indiana/Indianapolis',
+  'US/Michigan': 'America/Detroit', 'US/Aleutian': 'America/Adak', 'US/Samoa': 'Pacific/Pago_Pago', 'US/Indiana-Starke': 'America/Indiana/Knox',
+  'Canada/Eastern': 'America/Toronto', 'Canada/Central': 'America/Winnipeg', 'Canada/Mountain': 'America/Edmonton', 'Canada/Pacific': 'America/Vancouver',
+  'Canada/Atlantic': 'America/Halifax', 'Canada/Newfoundland': 'America/St_Johns',
+  'Australia/ACT': 'Australia/Sydney', 'Australia/Canberra': 'Australia/Sydney', 'Australia/NSW': 'Australia/Sydney', 'Australia/Victoria': 'Australia/Melbourne',
+  'Australia/Queensland': 'Australia/Brisbane', 'Australia/West': 'Australia/Perth', 'Australia/South': 'Australia/Adelaide', 'Australia/North': 'Australia/Darwin',
+  'Australia/Tasmania': 'Australia/Hobart', 'Brazil/East': 'America/Sao_Paulo', 'Mexico/General': 'America/Mexico_City',
+  GB: 'Europe/London', Eire: 'Europe/Dublin', Japan: 'Asia/Tokyo', PRC: 'Asia/Shanghai', ROK: 'Asia/Seoul', ROC: 'Asia/Taipei', Singapore: 'Asia/Singapore',
+  Hongkong: 'Asia/Hong_Kong', Israel: 'Asia/Jerusalem', Poland: 'Europe/Warsaw', Portugal: 'Europe/Lisbon', Turkey: 'Europe/Istanbul', Egypt: 'Africa/Cairo',
+  Iran: 'Asia/Tehran', NZ: 'Pacific/Auckland',
+  'Etc/UTC': 'UTC', 'Etc/UCT': 'UTC', UCT: 'UTC', 'Etc/Universal': 'UTC', Universal: 'UTC', 'Etc/Zulu': 'UTC', Zulu: 'UTC',
+};
+const ALIASES_BY_KEY = new Map(Object.entries(ZONE_ALIASES).map(([alias, name]) => [alias.toLowerCase(), name]));
+
+/** The old zone names canonicalTimeZone knows, each with its current IANA name. */
+export function zoneAliases(): Readonly<Record<string, string>> {
+  return ZONE_ALIASES;
+}
+
+/**
+ * The name a zone is stored under: an old name becomes the current IANA one (Europe/Kiev → Europe/Kyiv,
+ * US/Eastern → America/New_York), a name in the wrong case is spelled right; throws InputError for an
+ * unknown zone.
+ */
+export function canonicalTimeZone(zone: string): string {
+  assertTimeZone(zone);
+  const resolved = formatter(zone).resolvedOptions().timeZone;
+  const current = ALIASES_BY_KEY.get(zone.toLowerCase()) ?? ALIASES_BY_KEY.get(resolved.toLowerCase());
+  if (current && isKnownZone(current)) return current;
+  // ICU may turn a current name into its CLDR id (an old spelling): take what it says only as a spelling of the same name.
+  return resolved.toLowerCase() === zone.toLowerCase() ? resolved : zone;
+}
+
+/** True when two zone names are one zone: the same name, or aliases of each other (Europe/Kiev and Europe/Kyiv). */
+export function sameTimeZone(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    return canonicalTimeZone(a) === canonicalTimeZone(b) || formatter(a).resolvedOptions().timeZone === formatter(b).resolvedOptions().timeZone;
+  } catch {
+    return false;
+  }
+}
+
+function isKnownZone(zone: string): boolean {
+  try {
+    formatter(zone);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Story } from '../content/model.ts';
+import type { Site, Story } from '../content/model.ts';
 import { NotFoundError } from '../errors.ts';
+import { FREQUENCIES } from '../store/schema.ts';
 import { cachedFile, type CachedFile, type SiteSnapshot } from './feed-cache.ts';
 import { sendCached } from './feed-routes.ts';
 import type { ServerContext } from './server.ts';
@@ -10,6 +11,10 @@ const HOME_STORIES = 10;
 const HTML = 'text/html; charset=utf-8';
 // Short: pages show the site's look as well as its stories, and conditional GETs make revalidation cheap.
 const PAGE_CACHE_CONTROL = 'public, max-age=60';
+const FREQUENCY_LABELS: Record<string, string> = { instant: 'Every story, as it is published', daily: 'A daily digest', weekly: 'A weekly digest' };
+/** The subscribe form's fields, as the core names them at the start of its InputError messages. */
+const FIELDS = ['email', 'name', 'lists', 'frequency'] as const;
+type Field = (typeof FIELDS)[number];
 
 /** Registers GET / (latest stories and the subscribe form) and GET /stories/:slug, rendered once per snapshot. */
 export function registerPublicPages(server: FastifyInstance, context: ServerContext): void {
@@ -26,9 +31,7 @@ export function registerPublicPages(server: FastifyInstance, context: ServerCont
 
   server.get('/', async (request, reply) => {
     const snapshot = await feeds.current();
-    const file = page(snapshot, '/', () =>
-      web.render('home', snapshot.content.site, { stories: snapshot.stories.slice(0, HOME_STORIES).map(storyCard) }),
-    );
+    const file = page(snapshot, '/', () => renderHome(context, snapshot));
     return sendCached(request, reply, snapshot, file, PAGE_CACHE_CONTROL);
   });
 
@@ -48,4 +51,45 @@ export function registerPublicPages(server: FastifyInstance, context: ServerCont
 /** What the home page shows of a story, with its link ready to use. */
 function storyCard(story: Story): Story & { href: string } {
   return { ...story, href: `/stories/${encodeURIComponent(story.slug)}` };
+}
+
+/**
+ * The home page again after a refused subscribe (uncached): what was typed kept, the error beside
+ * the field its message names (`email: …`, `lists: …`), the field marked invalid for assistive tech.
+ */
+export function homeWithFormError(context: ServerContext, snapshot: SiteSnapshot, typed: Record<string, unknown>, message: string): string {
+  // Shown as the core says it (`email: required`): the field's name in it says which field, to screen readers too.
+  const field = FIELDS.find((f) => message.startsWith(`${f}: `));
+  return renderHome(context, snapshot, { typed, error: { field, message } });
+}
+
+interface FormState {
+  typed: Record<string, unknown>;
+  error: { field: Field | undefined; message: string };
+}
+
+function renderHome(context: ServerContext, snapshot: SiteSnapshot, form?: FormState): string {
+  const { site } = snapshot.content;
+  return context.web.render('home', site, { stories: snapshot.stories.slice(0, HOME_STORIES).map(storyCard), subscribe: subscribeForm(site, form) });
+}
+
+/** The subscribe form's template data: each field's value, its error, and the choices checked. */
+function subscribeForm(site: Site, form: FormState | undefined) {
+  const text = (value: unknown): string => (typeof value === 'string' ? value : Array.isArray(value) && typeof value[0] === 'string' ? value[0] : '');
+  const errorOf = (field: Field) => (form?.error.field === field ? form.error.message : undefined);
+  const rawLists = form?.typed.lists;
+  const lists = form ? (Array.isArray(rawLists) ? rawLists : [rawLists]).filter((l): l is string => typeof l === 'string').flatMap((l) => l.split(',')).map((l) => l.trim()) : [];
+  const typedFrequency = text(form?.typed.frequency);
+  const frequency = FREQUENCIES.includes(typedFrequency as (typeof FREQUENCIES)[number]) ? typedFrequency : 'instant';
+  return {
+    error: form && !form.error.field ? form.error.message : undefined,
+    email: { value: text(form?.typed.email), error: errorOf('email') },
+    name: { value: text(form?.typed.name), error: errorOf('name') },
+    lists: {
+      error: errorOf('lists'),
+      // A fresh form ticks the first list; a refused one shows the boxes as they were sent.
+      options: site.lists.map((l, i) => ({ ...l, checked: form ? lists.includes(l.slug) : i === 0 })),
+    },
+    frequency: { error: errorOf('frequency'), options: FREQUENCIES.map((value) => ({ value, label: FREQUENCY_LABELS[value], checked: value === frequency })) },
+  };
 }

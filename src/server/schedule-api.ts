@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
-import { addSchedule, cancelSchedule, scheduleId, scheduleView, upcomingFires, type ScheduleRequest } from '../schedule/manage-schedules.ts';
+import { addScheduleWithNotes, cancelSchedule, scheduleId, scheduleView, upcomingFires, type ScheduleRequest } from '../schedule/manage-schedules.ts';
 import { schedulesRepo } from '../schedule/start-scheduler.ts';
 import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
@@ -10,7 +10,8 @@ const REGISTERED = Symbol.for('gazette.scheduleApi');
 
 /**
  * The schedules admin API under /api/schedules, behind the same Bearer token as the rest of /api:
- * GET lists, POST adds (JSON: edition + at | list + cron + tz + digest [+ audience] | list + on_publish),
+ * GET lists, POST adds (JSON: edition + at | list + cron + tz + digest [+ audience] | list + on_publish; allow_duplicate: true
+ * adds it even when an active schedule sends the same, else 409 naming that one; `notes` says e.g. that a zone was renamed),
  * GET /:id shows one with its recent fires, GET /:id/next?count=N its next fires, DELETE /:id cancels.
  */
 export function registerScheduleApi(server: FastifyInstance, context: ServerContext): void {
@@ -27,9 +28,9 @@ export function registerScheduleApi(server: FastifyInstance, context: ServerCont
       });
       api.post<{ Body: unknown }>('/', async (request, reply) => {
         const schedules = await schedulesRepo(app);
-        const row = await addSchedule({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, requestFrom(request.body));
+        const { schedule: row, notes } = await addScheduleWithNotes({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, requestFrom(request.body));
         request.log.info({ schedule: row.id, kind: row.kind }, 'schedule added');
-        return reply.status(201).send(await scheduleView(schedules, row, app.now()));
+        return reply.status(201).send({ ...(await scheduleView(schedules, row, app.now())), notes });
       });
       api.get<{ Params: { id: string } }>('/:id', async (request) => {
         const schedules = await schedulesRepo(app);
@@ -56,7 +57,7 @@ export function registerScheduleApi(server: FastifyInstance, context: ServerCont
 function requestFrom(body: unknown): ScheduleRequest {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InputError('body: expected a JSON object');
   const fields = body as Record<string, unknown>;
-  const known = ['edition', 'edition_id', 'at', 'list', 'cron', 'tz', 'timezone', 'digest', 'audience', 'on_publish'];
+  const known = ['edition', 'edition_id', 'at', 'list', 'cron', 'tz', 'timezone', 'digest', 'audience', 'on_publish', 'allow_duplicate'];
   const unknown = Object.keys(fields).filter((key) => !known.includes(key));
   if (unknown.length > 0) throw new InputError(`unknown field ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')} (known: ${known.join(', ')})`);
   const text = (key: string): string | undefined => {
@@ -82,6 +83,7 @@ function requestFrom(body: unknown): ScheduleRequest {
     digest: bool('digest'),
     audience: text('audience'),
     onPublish: bool('on_publish'),
+    allowDuplicate: bool('allow_duplicate'),
   };
 }
 

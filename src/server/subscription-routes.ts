@@ -4,6 +4,8 @@ import { InputError } from '../errors.ts';
 import { LinkError } from '../subscribers/link-error.ts';
 import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
 import { FREQUENCIES } from '../store/schema.ts';
+import type { SubscribeOutcome } from '../subscribers/subscription-service.ts';
+import { homeWithFormError } from './public-pages.ts';
 import type { ServerContext } from './server.ts';
 import { wantsJson } from './server.ts';
 
@@ -39,14 +41,22 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     async (request, reply) => {
       const body = request.body ?? {};
       const service = await app.subscriptions();
-      const outcome = await service.subscribe({
-        email: body.email,
-        name: body.name,
-        lists: body.lists,
-        frequency: body.frequency,
-        ip: request.ip,
-        source: 'form',
-      });
+      let outcome: SubscribeOutcome;
+      try {
+        outcome = await service.subscribe({
+          email: body.email,
+          name: body.name,
+          lists: body.lists,
+          frequency: body.frequency,
+          ip: request.ip,
+          source: 'form',
+        });
+      } catch (error) {
+        // A person at the form sees it again, as typed, with the reason beside the field; JSON clients get the usual 400.
+        if (!(error instanceof InputError) || wantsJson(request)) throw error;
+        const html = homeWithFormError(context, await context.feeds.current(), body, error.message);
+        return reply.status(400).type('text/html; charset=utf-8').header('Cache-Control', 'no-store').send(html);
+      }
       request.log.info({ outcome }, 'subscribe');
       // The same answer whatever happened, so the form never tells who is subscribed.
       if (wantsJson(request)) return reply.status(202).send({ status: 'pending', message: PENDING_MESSAGE });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { escapeMarkup } from '../../src/feed/clean-text.ts';
 import { buildRss } from '../../src/feed/rss.ts';
 import { makeSite, makeStory } from '../fixtures/feed-stories/make-story.ts';
 
@@ -19,6 +20,8 @@ function parse(xml: string): { channel: XmlNode; items: XmlNode[]; root: XmlNode
     attributeNamePrefix: '@_',
     parseTagValue: false,
     parseAttributeValue: false,
+    // Character references (&#x26;) are XML; this parser decodes them only when told to.
+    htmlEntities: true,
     isArray: (name) => ['item', 'category', 'atom:link', 'enclosure', 'dc:creator', 'author'].includes(name),
   });
   const root = (parser.parse(xml) as { rss: XmlNode }).rss;
@@ -124,8 +127,9 @@ describe('buildRss', () => {
     expect(parsed.channel.title).toBe(NASTY);
     expect(parsed.channel.description).toBe(NASTY);
     const item = parsed.items[0]!;
-    expect(item.title).toBe(NASTY);
-    expect(item.description).toBe(`${NASTY} ]]> end`);
+    // Title and summary are plain text that readers take for HTML: escaped once (see the describe below).
+    expect(item.title).toBe(escapeMarkup(NASTY));
+    expect(item.description).toBe(escapeMarkup(`${NASTY} ]]> end`));
     expect(item['dc:creator']).toEqual([NASTY]);
     expect(item.category).toEqual([NASTY]);
   });
@@ -149,5 +153,58 @@ describe('buildRss', () => {
   it('uses the given title instead of the site title', () => {
     const out = parse(buildRss(site, [golden], { selfUrl: 'https://news.example.org/tags/energy.xml', title: 'Test Gazette — Energy', now: NOW }));
     expect(out.channel.title).toBe('Test Gazette — Energy');
+  });
+});
+
+describe('buildRss on a hostile story, as a feed reader and the W3C validator read it', () => {
+  const HOSTILE = 'Tom & Jerry <script>alert("x")</script>';
+  const SUMMARY = 'Markup <b>bold</b>, <script>alert(1)</script> & <i>more</i> ]]> end';
+  const story = makeStory({ slug: 'hostile', title: HOSTILE, summary: SUMMARY });
+  const plain = makeStory({ slug: 'plain', title: 'Costs $& $1 rise, 5 > 3', date: '2025-02-01T09:00:00Z' });
+  const xml = buildRss(site, [story, plain], { selfUrl: 'https://news.example.org/rss.xml', now: NOW });
+  const { items } = parse(xml);
+  /** What a reader shows of a title or description: the XML text read as HTML. */
+  const shown = (html: string) => html.replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&quot;/g, '"').replace(/&#39;/g, "'").replace(/&amp;/g, '&');
+  /** The raw line each item's <title> is on: the validator looks there for the RSS Profile's &#x marker. */
+  const titleLines = xml.split('\n').filter((line) => line.trimStart().startsWith('<title>') && !line.includes('CDATA'));
+
+  it('writes the title escaped once, so the reader shows it as typed: not stripped, not double-escaped', () => {
+    expect(items[0]!.title).toBe('Tom &amp; Jerry &lt;script&gt;alert("x")&lt;/script&gt;');
+    expect(shown(items[0]!.title as string)).toBe(HOSTILE);
+    expect(titleLines[0]).toBe('      <title>Tom &#x26;amp; Jerry &#x26;lt;script&#x26;gt;alert("x")&#x26;lt;/script&#x26;gt;</title>');
+    // Nothing in the document is a tag but the feed's own, and no title is left in CDATA.
+    expect(xml.replace(/<!\[CDATA\[[\s\S]*?\]\]>/g, '')).not.toMatch(/<script|<\/script/);
+    expect(xml).not.toContain('<title><![CDATA[Tom');
+  });
+
+  it('escapes the summary once in the description: <…> shows as text, nothing runs', () => {
+    expect(items[0]!.description).toBe('Markup &lt;b&gt;bold&lt;/b&gt;, &lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;i&gt;more&lt;/i&gt; ]]&gt; end');
+    expect(shown(items[0]!.description as string)).toBe(SUMMARY);
+  });
+
+  it('treats & and > in any title the same way, keeps $ patterns intact, and writes a title without them as is', () => {
+    expect(shown(items[1]!.title as string)).toBe('Costs $& $1 rise, 5 > 3');
+    expect(titleLines[1]).toBe('      <title>Costs $&#x26;amp; $1 rise, 5 &#x26;gt; 3</title>');
+    const simple = buildRss(site, [makeStory({ slug: 'simple', title: 'Golden story' })], { selfUrl: 'https://news.example.org/rss.xml', now: NOW });
+    expect(simple).toContain('      <title>Golden story</title>\n');
+  });
+
+  // The feed validator's rules (w3c/feedvalidator, validators.py): a title is `nonhtml`, a description `safeHtml`.
+  it('gives the validator nothing to warn about', () => {
+    const HTML_TAGS = ['a', 'b', 'i', 'p', 'em', 'strong', 'script', 'span', 'div'];
+    const HTML_ENTITIES = ['amp', 'lt', 'gt', 'quot', 'apos', 'nbsp'];
+    items.forEach((item, i) => {
+      const title = item.title as string;
+      const line = titleLines[i]!;
+      // ContainsHTML: an end tag of HTML in the text.
+      expect([...title.matchAll(/<\/(\w+)>/g)].filter((m) => HTML_TAGS.includes(m[1]!.toLowerCase())), title).toEqual([]);
+      // ContainsHTML: an entity in the text, unless the line says it is meant with a hexadecimal reference.
+      const entities = [...title.matchAll(/&(#?\w+)/g)].filter((m) => HTML_ENTITIES.includes(m[1]!) || !/^[a-z]+$/i.test(m[1]!));
+      if (entities.length > 0) expect(line, title).toContain('&#x');
+      // CharacterData: a character reference or a tag start in the text, same exception.
+      if (/&#[x0-9]|<[/a-zA-Z]/.test(title)) expect(line, title).toContain('&#x');
+      // SecurityRisk: a script (or any tag) in the description's HTML.
+      expect(item.description as string).not.toMatch(/<[a-z/!]/i);
+    });
   });
 });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { InputError, NotFoundError } from '../../errors.ts';
 import { publishNewStories } from '../../schedule/fire-schedule.ts';
 import {
-  addSchedule,
+  addScheduleWithNotes,
   cancelSchedule,
   describeSchedule,
   scheduleId,
@@ -24,6 +24,7 @@ interface AddFlags {
   digest?: boolean;
   audience?: string;
   onPublish?: boolean;
+  allowDuplicate?: boolean;
 }
 
 /** `gazette schedule add | list | cancel | next | check`. */
@@ -41,12 +42,14 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--digest', 'recurring: each fire sends a digest of the stories since the list\'s last one')
     .option('--audience <who>', 'recurring: all (default), instant, daily or weekly subscribers')
     .option('--on-publish', 'each newly published story to the list\'s instant subscribers')
+    .option('--allow-duplicate', 'add it even when an active schedule already sends the same (same list and kind, same fire times)')
     .action(
       withApp(makeApp, async (app, flags: AddFlags) => {
         const schedules = await schedulesRepo(app);
-        const row = await addSchedule({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, flags);
+        const { schedule: row, notes } = await addScheduleWithNotes({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, flags);
         const view = await scheduleView(schedules, row, app.now());
-        const next = view.next_fire_at ? `; next fire ${upcomingFires(row, app.now(), 1).map(both)[0]}` : '';
+        const next = view.next_fire ? `; next fire ${both(view.next_fire)}` : '';
+        for (const note of notes) process.stderr.write(`note: ${note}\n`);
         process.stderr.write(`schedule ${row.id}: ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}${next}\n`);
         process.stdout.write(`${row.id}\n`);
       }),
@@ -54,7 +57,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
 
   schedule
     .command('list')
-    .description('schedules, with their next and last fire')
+    .description('schedules, with their next fire (in the schedule\'s zone and in UTC) and their last')
     .option('--json', 'machine-readable output')
     .action(
       withApp(makeApp, async (app, flags: { json?: boolean }) => {
@@ -152,7 +155,7 @@ function formatList(views: ScheduleView[]): string {
   if (views.length === 0) return 'no schedules (add one with gazette schedule add)\n';
   const lines = views.map((v) => {
     const last = v.last_fire ? `last ${v.last_fire.fire_at} ${v.last_fire.status}` : v.stories_sent !== null ? `${v.stories_sent} sent` : 'never fired';
-    const next = v.next_fire_at ? `next ${v.next_fire_at}` : '';
+    const next = v.next_fire ? `next ${both(v.next_fire)}` : '';
     return `${String(v.id).padStart(4)}  ${v.status.padEnd(9)} ${v.kind.padEnd(10)} ${v.list.padEnd(12)} ${describeSchedule({ ...v, list_slug: v.list })}  ${[next, last].filter(Boolean).join(' · ')}`;
   });
   return `${lines.join('\n')}\n`;

@@ -1,11 +1,13 @@
+import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
 import { enqueueEdition, type EnqueueResult } from '../../edition/enqueue-edition.ts';
 import { editionStatus, type EditionStatusReport } from '../../edition/edition-status.ts';
+import { recentEditions, type RecentEdition } from '../../edition/recent-editions.ts';
 import { GazetteError, InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
 import { withApp } from '../with-app.ts';
-import { progressBar } from '../progress.ts';
+import { progressBar, type Progress } from '../progress.ts';
 
 /** Parses an edition id argument. */
 export function editionId(value: string): number {
@@ -14,7 +16,7 @@ export function editionId(value: string): number {
   return id;
 }
 
-/** `gazette send ID [--wait] [--include-new]` and `gazette status ID [--json]`. */
+/** `gazette send ID [--wait] [--include-new]` and `gazette status [ID] [--json] [--watch]`. */
 export function registerSend(program: Command, makeApp: AppFactory): void {
   program
     .command('send')
@@ -30,13 +32,26 @@ export function registerSend(program: Command, makeApp: AppFactory): void {
 
   program
     .command('status')
-    .description('show an edition\'s send: queued, sending, sent, failed, bounced, rate, ETA (exit 1 when paused, failed or incomplete)')
-    .argument('<id>', 'edition id')
+    .description('without an id: the 20 newest editions; with one: its send: queued, sending, sent, failed, bounced, rate, ETA (exit 1 when paused, failed or incomplete)')
+    .argument('[id]', 'edition id (without one: list the newest editions)')
     .option('--json', 'machine-readable output')
+    .option('--watch', 'print the status again every second (a progress bar on a terminal) until the edition is no longer sending')
     .action(
-      withApp(makeApp, async (app, id: string, options: { json?: boolean }) => {
-        const report = await statusOf(app, editionId(id));
-        process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+      withApp(makeApp, async (app, id: string | undefined, options: { json?: boolean; watch?: boolean }) => {
+        if (id === undefined) {
+          if (options.watch) throw new InputError('--watch follows one edition: gazette status ID --watch');
+          const editions = await recentEditions({ editions: await app.editions(), deliveries: await app.deliveries() });
+          process.stdout.write(options.json ? `${JSON.stringify(editions, null, 2)}\n` : formatRecent(editions));
+          return;
+        }
+        const edition = editionId(id);
+        let report: EditionStatusReport;
+        if (options.watch) {
+          report = await watchHere(app, edition, options.json ?? false);
+        } else {
+          report = await statusOf(app, edition);
+          process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        }
         const trouble = troubleOf(report);
         if (trouble) throw trouble;
       }),
@@ -157,4 +172,94 @@ export function formatStatus(r: EditionStatusReport): string {
   ];
   if (r.lastError) lines.push(`last error: ${r.lastError}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** How `gazette status ID --watch` waits and reports; the sleep is injected so tests need no real time. */
+export interface WatchOptions {
+  /** Time between two reads; default 1000 ms. */
+  intervalMs?: number;
+  /** Waits `ms`, ending early (without throwing) when `signal` aborts; default: a real timer. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Stops the watch (Ctrl-C): the last report read is returned. */
+  signal?: AbortSignal;
+  /** Hears every report read, the first and the last included. */
+  onReport(report: EditionStatusReport): void;
+}
+
+/** Reads an edition's status every interval until it is no longer sending (or the signal aborts); returns the last report. */
+export async function watchStatus(read: () => Promise<EditionStatusReport>, options: WatchOptions): Promise<EditionStatusReport> {
+  const { intervalMs = 1000, sleep = realSleep, signal } = options;
+  let report = await read();
+  options.onReport(report);
+  while (report.status === 'sending' && !signal?.aborted) {
+    await sleep(intervalMs, signal);
+    if (signal?.aborted) break;
+    report = await read();
+    options.onReport(report);
+  }
+  return report;
+}
+
+async function realSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  await sleepFor(ms, undefined, { signal }).catch(() => undefined);
+}
+
+// A bar on a terminal (then the final block); elsewhere each changed block (or one JSON line per change with --json).
+async function watchHere(app: App, id: number, json: boolean): Promise<EditionStatusReport> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const terminal = !json && process.stderr.isTTY === true;
+  let bar: { total: number; progress: Progress } | undefined;
+  let last = '';
+  try {
+    const report = await watchStatus(() => statusOf(app, id), {
+      signal: controller.signal,
+      onReport: (r) => {
+        if (terminal) {
+          if (bar?.total !== r.total) {
+            bar?.progress.stop();
+            bar = { total: r.total, progress: progressBar(`send #${id}`, r.total) };
+          }
+          bar.progress.update(r.total - r.queued);
+          return;
+        }
+        const text = json ? `${JSON.stringify(r)}\n` : formatStatus(r);
+        // Rate and ETA aside, a send often stands still for seconds: print a block only when it changed.
+        if (text !== last) process.stdout.write(json || last === '' ? text : `\n${text}`);
+        last = text;
+      },
+    });
+    bar?.progress.stop();
+    if (terminal) process.stdout.write(formatStatus(report));
+    return report;
+  } finally {
+    bar?.progress.stop();
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+}
+
+/** The `gazette status` listing: one edition a line, newest first, subject last. */
+export function formatRecent(editions: RecentEdition[]): string {
+  if (editions.length === 0) return 'no editions yet (make one with gazette edition create)\n';
+  const when = (iso: string | null) => (iso ? iso.replace(/\.\d{3}Z$/, 'Z') : '-');
+  const rows = editions.map((e) => [
+    String(e.id),
+    e.list,
+    e.kind,
+    e.pauseKind ? `${e.status} (${e.pauseKind})` : e.status,
+    `${e.sent}/${e.total}`,
+    when(e.createdAt),
+    when(e.completedAt),
+    e.subject,
+  ]);
+  const header = ['ID', 'LIST', 'KIND', 'STATUS', 'SENT/TOTAL', 'CREATED', 'COMPLETED', 'SUBJECT'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : i === 0 || i === 4 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ');
+  return `${[header, ...rows].map(line).join('\n')}\n`;
 }

@@ -1,5 +1,7 @@
+import type { FastifyInstance } from 'fastify';
 import type { Command } from 'commander';
-import { InputError } from '../../errors.ts';
+import type { App } from '../../app.ts';
+import { GazetteError, InputError } from '../../errors.ts';
 import { buildServer } from '../../server/server.ts';
 import { startScheduler } from '../../schedule/start-scheduler.ts';
 import type { AppFactory } from '../main.ts';
@@ -20,9 +22,18 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       const effectivePort = port ?? base.config.port;
       // One base URL for the whole deployment (BASE_URL, else site.yaml's base_url): never this process's own idea.
       const app = makeApp({ port: effectivePort, createDatabase: true });
-      const server = await buildServer(app, { logger: true });
-      await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
-      await server.listen({ port: effectivePort, host: options.host });
+      let server: FastifyInstance | undefined;
+      try {
+        server = await buildServer(app, { logger: true });
+        await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
+        await listen(server, effectivePort, options.host);
+      } catch (error) {
+        // Nothing was started yet: no worker, no scheduler; close what was opened so the process can exit.
+        await server?.close().catch(() => undefined);
+        await app.close();
+        throw error;
+      }
+      process.stderr.write(await describeLinks(app, listeningPort(server, effectivePort)));
       const controller = new AbortController();
       const worker = (await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`))).run({ signal: controller.signal }).catch((error: unknown) => server.log.error({ err: error }, 'worker stopped'));
       const scheduler = await startScheduler(app, { log: server.log });
@@ -38,4 +49,65 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       await server.close();
       await app.close();
     });
+}
+
+/** Listens, translating the socket errors an operator can fix into one line that says how. */
+async function listen(server: FastifyInstance, port: number, host: string): Promise<void> {
+  try {
+    await server.listen({ port, host });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new GazetteError('PORT_IN_USE', `port ${port} is in use: pass --port N or set PORT`, { cause: error });
+    if (code === 'EACCES') throw new GazetteError('PORT_FORBIDDEN', `port ${port} needs privileges this user does not have: pass --port N (1024 or above) or set PORT`, { cause: error });
+    if (code === 'EADDRNOTAVAIL') throw new GazetteError('HOST_UNAVAILABLE', `--host ${host} is not an address of this machine: pass another --host (default 0.0.0.0)`, { cause: error });
+    throw error;
+  }
+}
+
+function listeningPort(server: FastifyInstance, asked: number): number {
+  const address = server.server.address();
+  return typeof address === 'object' && address ? address.port : asked;
+}
+
+// The base URL every link starts with, where it comes from, and a warning when it cannot reach this server.
+async function describeLinks(app: App, port: number): Promise<string> {
+  const site = await app.content().then((c) => c.site, () => undefined);
+  const baseUrl = site?.baseUrl ?? app.config.baseUrl;
+  if (baseUrl === undefined) return 'links: content/ does not load yet, so neither does site.yaml base_url (the site answers 503 until it is fixed)\n';
+  const source = app.config.baseUrl !== undefined ? 'BASE_URL, over site.yaml base_url' : 'site.yaml base_url; BASE_URL overrides it';
+  const warning = baseUrlWarning(baseUrl, port);
+  return `links point at ${baseUrl} (${source})\n${warning ? `warning: ${warning}\n` : ''}`;
+}
+
+/**
+ * Why links starting with `baseUrl` would not reach a server listening on `port`, or undefined when
+ * they may: a local URL (localhost, 127.0.0.1, ::1) with another port, or a plain-http URL on a public
+ * host with another port (an https URL is taken to be a proxy in front of this server).
+ */
+export function baseUrlWarning(baseUrl: string, port: number): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(baseUrl);
+  } catch {
+    return `${baseUrl} is not a URL`;
+  }
+  const linkPort = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (linkPort === port) return undefined;
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  if (isLoopback(host)) {
+    return `links point at port ${linkPort}, but this server listens on port ${port}: set BASE_URL=${url.protocol}//${url.hostname}:${port} (or base_url in site.yaml) so they reach it`;
+  }
+  if (url.protocol === 'http:' && isPublicHost(host)) {
+    return `links point at plain http on port ${linkPort} of ${url.hostname}, but this server listens on port ${port}: unless a proxy there forwards to it, set BASE_URL to the URL readers use (https:// for a public site)`;
+  }
+  return undefined;
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host.endsWith('.localhost') || /^127\./.test(host) || host === '::1' || host === '0.0.0.0';
+}
+
+function isPublicHost(host: string): boolean {
+  if (!host.includes('.') || /\.(local|lan|internal|home|test|example|invalid)$/.test(host)) return false;
+  return !/^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.|169\.254\.|fc|fd|fe80:)/i.test(host);
 }
