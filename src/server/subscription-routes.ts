@@ -89,8 +89,18 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     });
   }
 
+  // Reached without a token (the web version of an edition links here): say where the personal link is.
+  const noTokenPage = (reply: FastifyReply, what: 'unsubscribe' | 'change your preferences') =>
+    page(reply, 200, 'message', {
+      title: what === 'unsubscribe' ? 'Unsubscribe' : 'Preferences',
+      heading: what === 'unsubscribe' ? 'Unsubscribe' : 'Your preferences',
+      text: `To ${what}, use the link at the bottom of any email we sent you: it knows who you are, so there is no password to remember.`,
+      link: { href: '/', label: 'Go to the home page' },
+    });
+
   // A GET never unsubscribes: mail scanners follow links. It shows one button instead.
   server.get<TokenQuery>('/unsubscribe', async (request, reply) => {
+    if (request.query.token === undefined) return noTokenPage(reply, 'unsubscribe');
     const token = requireToken(request);
     const tokens = await app.tokens();
     const check = tokens.verify(token, 'unsubscribe', app.now());
@@ -114,6 +124,7 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
   });
 
   server.get<TokenQuery>('/preferences', async (request, reply) => {
+    if (request.query.token === undefined) return noTokenPage(reply, 'change your preferences');
     const token = requireToken(request);
     return preferencesPage(reply, token, await (await app.subscriptions()).preferences(token), false);
   });

@@ -131,4 +131,28 @@ describe('gazette schedule', () => {
     // Another instant is not a duplicate but a conflict: one edition is sent once.
     await expect(run('add', '--edition', String(id), '--at', '2026-03-18T07:00:00Z', '--allow-duplicate')).rejects.toThrow(/is already scheduled \(schedule 1, at 2026-03-17T07:00:00.000Z\); cancel that one first/);
   });
+
+  it('shows why a fire went wrong: on the schedule\'s line in list, and the history in show', async () => {
+    await run('add', '--list', 'weekly', '--cron', '0 7 * * 1', '--tz', 'UTC', '--digest');
+    const config = loadConfig({ GAZETTE_CONTENT_DIR: contentDir, GAZETTE_DATA_DIR: database.dataDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, DATABASE_URL: database.url, GAZETTE_SECRET: 'test-secret-0123456789abcdef' });
+    const app = createApp(config, { now: () => NOW });
+    try {
+      const db = (await app.store()).db;
+      const at = NOW.toISOString();
+      await db
+        .insertInto('schedule_fires')
+        .values({ schedule_id: 1, fire_at: '2026-03-16T07:00:00.000Z', status: 'retrying', edition_id: null, detail: 'attempt 2 failed: no list "weekly"; trying again at 2026-03-16T12:04:00.000Z', created_at: at, updated_at: at, lease_until: null, attempts: 2, next_attempt_at: '2026-03-16T12:04:00.000Z' })
+        .execute();
+    } finally {
+      await app.close();
+    }
+    expect(await run('list')).toContain('last 2026-03-16T07:00:00.000Z retrying (attempt 2 failed: no list "weekly"; trying again at 2026-03-16T12:04:00.000Z)');
+    const shown = await run('show', '1');
+    expect(shown).toContain('schedule 1 (active): recurring to weekly: digest "0 7 * * 1" UTC');
+    expect(shown).toContain('    2026-03-16T07:00:00.000Z  retrying (next try 2026-03-16T12:04:00.000Z)\n      attempt 2 failed: no list "weekly"');
+    expect(JSON.parse(await run('show', '1', '--json')).fires).toEqual([
+      { fire_at: '2026-03-16T07:00:00.000Z', status: 'retrying', attempts: 2, next_attempt_at: '2026-03-16T12:04:00.000Z', edition_id: null, detail: expect.stringContaining('no list') },
+    ]);
+    await expect(run('show', '9')).rejects.toThrow(/no schedule 9/);
+  });
 });

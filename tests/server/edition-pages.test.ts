@@ -43,6 +43,12 @@ describe('GET /editions/:id, the web version of an edition', () => {
     expect(page.headers['content-security-policy']).toContain("default-src 'none'");
     expect(page.headers['x-frame-options']).toBe('DENY');
     expect((await t.server.inject({ url: '/' })).headers['content-security-policy']).toContain("style-src 'self';");
+    // Its footer links, with no token for nobody in particular, lead to pages that say where the personal link is.
+    for (const url of ['/unsubscribe', '/preferences']) {
+      const help = await t.server.inject({ url });
+      expect(help.statusCode, url).toBe(200);
+      expect(help.body).toContain('use the link at the bottom of any email we sent you');
+    }
   });
 
   it('answers 404 for a draft, an unknown id and a malformed one', async () => {

@@ -68,6 +68,37 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     );
 
   schedule
+    .command('show')
+    .description('one schedule: what it does, its next fires, and the history of its fires with their reasons')
+    .argument('<id>', 'schedule id')
+    .option('--json', 'machine-readable output')
+    .action(
+      withApp(makeApp, async (app, id: string, flags: { json?: boolean }) => {
+        const schedules = await schedulesRepo(app);
+        const row = await schedules.find(scheduleId(id));
+        if (!row) throw new NotFoundError(`no schedule ${id}`);
+        const view = await scheduleView(schedules, row, app.now());
+        const fires = await schedules.fires(row.id, 50);
+        if (flags.json) {
+          const history = fires.map((f) => ({ fire_at: f.fire_at, status: f.status, attempts: f.attempts ?? 1, next_attempt_at: f.next_attempt_at, edition_id: f.edition_id, detail: f.detail }));
+          process.stdout.write(`${JSON.stringify({ ...view, fires: history }, null, 2)}\n`);
+          return;
+        }
+        const lines = [
+          `schedule ${row.id} (${row.status}): ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}`,
+          ...upcomingFires(row, app.now(), 3).map((fire) => `  next ${both(fire)}`),
+          fires.length === 0 ? '  no fires yet' : '  fires, newest first:',
+          ...fires.map((f) => {
+            const retry = f.status === 'retrying' && f.next_attempt_at ? ` (next try ${f.next_attempt_at})` : '';
+            const detail = f.detail ? `\n      ${f.detail.replace(/\n/g, '\n      ')}` : '';
+            return `    ${f.fire_at}  ${f.status}${retry}${f.edition_id ? `  edition ${f.edition_id}` : ''}${detail}`;
+          }),
+        ];
+        process.stdout.write(`${lines.join('\n')}\n`);
+      }),
+    );
+
+  schedule
     .command('cancel')
     .description('cancel a schedule: it stops firing in every running scheduler within seconds')
     .argument('<id>')
@@ -154,7 +185,9 @@ function both(fire: UpcomingFire): string {
 function formatList(views: ScheduleView[]): string {
   if (views.length === 0) return 'no schedules (add one with gazette schedule add)\n';
   const lines = views.map((v) => {
-    const last = v.last_fire ? `last ${v.last_fire.fire_at} ${v.last_fire.status}` : v.stories_sent !== null ? `${v.stories_sent} sent` : 'never fired';
+    // A fire that went wrong says why here, on its schedule's line; `schedule show ID` has the history.
+    const why = v.last_fire && ['failed', 'retrying', 'missed', 'skipped'].includes(v.last_fire.status) && v.last_fire.detail ? ` (${v.last_fire.detail.split('\n')[0]})` : '';
+    const last = v.last_fire ? `last ${v.last_fire.fire_at} ${v.last_fire.status}${why}` : v.stories_sent !== null ? `${v.stories_sent} sent` : 'never fired';
     const next = v.next_fire ? `next ${both(v.next_fire)}` : '';
     return `${String(v.id).padStart(4)}  ${v.status.padEnd(9)} ${v.kind.padEnd(10)} ${v.list.padEnd(12)} ${describeSchedule({ ...v, list_slug: v.list })}  ${[next, last].filter(Boolean).join(' · ')}`;
   });
