@@ -45,8 +45,8 @@ export interface ClaimResult {
 export interface DeliveryLedger {
   /** Claims these queued deliveries for `claim` during `leaseMs`; those claimed by a live worker are left out of both lists. */
   claim(deliveryIds: readonly number[], claim: string, leaseMs: number): Promise<ClaimResult>;
-  /** Renews claims still being worked on (the worker's heartbeat). */
-  extend(claims: readonly string[], leaseMs: number): Promise<void>;
+  /** Renews claims still being worked on (the worker's heartbeat); returns the deliveries still held under them (the rest were taken over). */
+  extend(claims: readonly string[], leaseMs: number): Promise<number[]>;
   /** Writes outcomes, each only if its claim still holds; returns the ids whose claim was lost (nothing written). */
   record(records: readonly OutcomeRecord[]): Promise<number[]>;
 }

@@ -16,8 +16,10 @@ export interface EditionStore {
   find(id: number): Promise<EditionToSend | undefined>;
   /** Editions paused now: their jobs go back unsent. */
   pausedIds(): Promise<number[]>;
-  /** Pauses a send with the reason; false when it was not sending. */
+  /** Pauses a send with the reason (an outage pause again: a longer wait); false when it was not sending. */
   pause(id: number, kind: PauseKind, reason: string): Promise<boolean>;
+  /** Whether any message of the edition went out: proof the server takes our mail. */
+  anySent(id: number): Promise<boolean>;
   /** Editions paused by an outage whose backoff is over, and how to resume one. */
   outagesDue(): Promise<number[]>;
   resume(id: number, by: 'operator' | 'worker'): Promise<boolean>;

@@ -23,14 +23,17 @@ export interface HeldFailure<T> {
 export type Verdict<T> =
   /** Each failure is its recipient's own: retry or bounce each as its reply says. */
   | { kind: 'individual'; group: string; failures: HeldFailure<T>[] }
-  /** The server is at fault for all of them: pause the group, give every item back unharmed. */
-  | { kind: 'server'; group: string; pause: 'refused' | 'outage'; reason: string; items: T[] }
+  /** The server is at fault for all of them: pause the group, give every item back unharmed; `cause` is the kind of failure that decided it. */
+  | { kind: 'server'; group: string; pause: 'refused' | 'outage'; reason: string; items: T[]; cause: FaultKind }
   /** Nothing was decided (the worker is stopping): give the items back unharmed. */
   | { kind: 'release'; group: string; items: T[] };
 
 interface Held<T> extends HeldFailure<T> {
   key: string;
+  /** When the failure was reported. */
   since: number;
+  /** When the failed attempt began (its session may have been open while others went through). */
+  started: number;
 }
 
 /** Options of FaultJudge. */
@@ -50,6 +53,8 @@ export interface FaultJudgeOptions {
  */
 export class FaultJudge<T> {
   private readonly held = new Map<string, Held<T>[]>();
+  /** When any message last went through (−∞: never), on `now`'s clock. */
+  private lastSuccess = Number.NEGATIVE_INFINITY;
   private readonly streaks: typeof DEFAULT_STREAKS;
   private readonly maxHoldMs: number;
   private readonly now: () => number;
@@ -62,30 +67,43 @@ export class FaultJudge<T> {
 
   /** A message of the group went through: whatever the group held was each recipient's own failure. */
   success(group: string): Verdict<T>[] {
+    this.lastSuccess = this.now();
     return this.individual(group);
   }
 
-  /** A message of the group failed: held, or (with it) a streak that pauses the group. */
-  failure(group: string, item: T, fault: DeliveryFault): Verdict<T>[] {
+  /** A message of the group failed (its attempt began at `startedAt`): held, or (with it) a streak that pauses the group. */
+  failure(group: string, item: T, fault: DeliveryFault, startedAt = this.now()): Verdict<T>[] {
     const held = this.held.get(group) ?? [];
     if (fault.kind === 'refused') {
       this.held.delete(group);
-      return [{ kind: 'server', group, pause: 'refused', reason: fault.message, items: [...held.map((h) => h.item), item] }];
+      return [{ kind: 'server', group, pause: 'refused', reason: fault.message, items: [...held.map((h) => h.item), item], cause: 'refused' }];
     }
     const key = streakKey(fault);
-    held.push({ item, fault, key, since: this.now() });
+    held.push({ item, fault, key, since: this.now(), started: Math.min(startedAt, this.now()) });
     this.held.set(group, held);
     const alike = held.filter((h) => h.key === key).length;
     if (alike < this.streaks[fault.kind]) return [];
     this.held.delete(group);
     const pause = fault.kind === 'unreachable' || fault.kind === 'recipient-temporary' ? 'outage' : 'refused';
     const reason = `${alike} ${DESCRIBED[fault.kind]} in a row, so the server, not the recipients, is at fault; the last: ${fault.message}`;
-    return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item) }];
+    return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item), cause: fault.kind }];
   }
 
-  /** No more evidence will come for the group (the worker has nothing else of it to send now): its held failures are judged one by one. */
+  /**
+   * No more evidence will come for the group (the worker has nothing else of it to send now): its
+   * held failures are judged one by one; except that dead sessions with no message through since
+   * they began are an outage however few they are (a small edition, a single confirmation). One
+   * that hung while others went through is its recipient's own trouble, retried.
+   */
   settle(group: string): Verdict<T>[] {
-    return this.individual(group);
+    const held = this.held.get(group);
+    if (!held) return [];
+    const unreachable = held.filter((h) => h.fault.kind === 'unreachable');
+    if (unreachable.length === 0 || unreachable.some((h) => h.started < this.lastSuccess)) return this.individual(group);
+    this.held.delete(group);
+    const last = unreachable[unreachable.length - 1]!.fault;
+    const reason = `${unreachable.length} ${DESCRIBED.unreachable} and no message through since; the last: ${last.message}`;
+    return [{ kind: 'server', group, pause: 'outage', reason, items: held.map((h) => h.item), cause: 'unreachable' }];
   }
 
   /** Every group with failures held, for a worker gone idle to settle. */
@@ -129,7 +147,7 @@ export class FaultJudge<T> {
 }
 
 const DESCRIBED: Record<Exclude<FaultKind, 'refused'>, string> = {
-  unreachable: 'failed connections',
+  unreachable: 'failed sessions (refused or dropped connections, timeouts, the server\'s own trouble)',
   'recipient-temporary': 'recipients deferred with the same reply',
   'recipient-permanent': 'recipients refused with the same reply',
   'unclear-permanent': 'messages refused with the same reply',

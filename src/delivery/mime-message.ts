@@ -149,7 +149,7 @@ export function formatAddress(address: string, name?: string): string {
 
 // Characters that must never reach a header line: C0, DEL, C1 and the Unicode line and
 // paragraph separators (the same set src/subscribers/display-name.ts refuses at input).
-const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g;
+const CONTROLS = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
 // Those that separate words become a space, so stripping them never glues two words together.
 const WORD_BREAKS = /[\t\r\n\u2028\u2029]/g;
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;

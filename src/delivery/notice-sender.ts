@@ -90,11 +90,12 @@ export class NoticeSender {
         await this.deps.outbox.record(notice, { status: 'retry', at: this.resumesAt(), error: undefined, counts: false });
         continue;
       }
+      const startedAt = this.deps.clock.monotonic();
       try {
         await this.deps.deliver({ key: notice.messageKey, envelopeFrom: notice.envelopeFrom, to: notice.email, raw: notice.raw });
       } catch (error) {
         const fault = error instanceof DeliveryFault ? error : new DeliveryFault('refused', (error as Error).message, { cause: error });
-        await this.apply(this.deps.judge.failure(GROUP, notice, fault));
+        await this.apply(this.deps.judge.failure(GROUP, notice, fault, startedAt));
         continue;
       }
       this.outages = 0;

@@ -10,6 +10,12 @@ export interface Taken {
   job: QueuedJob;
   claim: string;
   delivery: DeliveryToSend;
+  /** When its lease ends, on the worker's monotonic clock (0: taken over by another worker). */
+  expires: number;
+  /** Cuts its send short (the edition was paused). */
+  abort: AbortController;
+  /** The reply of its last failure, while the judge holds it. */
+  lastFault?: string;
 }
 
 /** Where the worker reports what it does: retries, bounces, pauses, lost leases, errors. */
@@ -19,7 +25,7 @@ export type WorkerLog = (event: string, details: Record<string, unknown>) => voi
 export interface OutcomeRecorderDeps {
   ledger: DeliveryLedger;
   queue: SendQueue;
-  editions: Pick<EditionStore, 'pause'>;
+  editions: Pick<EditionStore, 'pause' | 'anySent'>;
   judge: FaultJudge<Taken>;
   retry: RetryPolicy;
   random: () => number;
@@ -54,13 +60,17 @@ export class OutcomeRecorder {
       this.pending.push({ taken, resolve, reject });
       this.schedule();
     });
-    await this.apply(this.deps.judge.success(group(taken)));
+    // The group commit's outcome is awaited whatever the judging does, so it is never left unobserved.
+    let judging: unknown;
+    await this.apply(this.deps.judge.success(group(taken))).catch((error: unknown) => (judging = error ?? new Error('judging failed')));
     await recorded;
+    if (judging) throw judging;
   }
 
-  /** A send failed: held by the judge, or acted on now with whatever it decides. */
-  async failed(taken: Taken, fault: DeliveryFault): Promise<void> {
-    await this.apply(this.deps.judge.failure(group(taken), taken, fault));
+  /** A send begun at `startedAt` (the judge's clock) failed: held by the judge, or acted on now with whatever it decides. */
+  async failed(taken: Taken, fault: DeliveryFault, startedAt?: number): Promise<void> {
+    taken.lastFault = fault.message;
+    await this.apply(this.deps.judge.failure(group(taken), taken, fault, startedAt));
   }
 
   /** The delivery is not to be sent (the subscriber left or is suppressed). */
@@ -98,7 +108,11 @@ export class OutcomeRecorder {
     for (const verdict of verdicts) {
       if (verdict.kind === 'individual') await this.write(verdict.failures.map(({ item, fault }) => [item, this.ownFault(item, fault)]));
       else if (verdict.kind === 'release') await this.release(verdict.items);
-      else await this.pause(Number(verdict.group), verdict.pause, verdict.reason, verdict.items);
+      // A run of recipient bounces in an edition the server has already taken mail for is a block of
+      // dead addresses (an old import), not a relay refusing us: each bounces.
+      else if (verdict.cause === 'recipient-permanent' && (await this.deps.editions.anySent(Number(verdict.group)))) {
+        await this.write(verdict.items.map((item) => [item, { status: 'bounced', error: item.lastFault ?? verdict.reason }]));
+      } else await this.pause(Number(verdict.group), verdict.pause, verdict.reason, verdict.items);
     }
   }
 
@@ -117,11 +131,13 @@ export class OutcomeRecorder {
 
   private async pause(editionId: number, kind: 'refused' | 'outage', reason: string, items: Taken[]): Promise<void> {
     const paused = await this.deps.editions.pause(editionId, kind, reason);
-    await this.deps.queue.hold(editionId, true);
+    // Held in the queue only when this pause took: an operator's resume a moment earlier must not be undone.
+    if (paused) await this.deps.queue.hold(editionId, true);
     await this.release(items);
     if (paused) this.deps.log('paused', { edition: editionId, kind, reason });
     await this.deps.onPause(editionId);
   }
+
 
   /** Writes outcomes (fenced), then settles their jobs: acked when done, due again when retried. */
   private async write(items: [Taken, DeliveryOutcome][]): Promise<void> {

@@ -31,8 +31,8 @@ export class SendStep {
 
   constructor(private readonly deps: SendStepDeps) {}
 
-  /** Sends one delivery's message. */
-  async send(delivery: DeliveryToSend & { email: string }): Promise<void> {
+  /** Sends one delivery's message; `signal` cuts it short (the edition was paused). */
+  async send(delivery: DeliveryToSend & { email: string }, signal?: AbortSignal): Promise<void> {
     const { template, origin } = await this.template(delivery.editionId);
     const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId);
     const raw = renderMessage(template, {
@@ -49,14 +49,15 @@ export class SendStep {
       messageKey: messageKey(delivery),
       date: this.deps.now(),
     });
-    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw });
+    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw }, signal);
   }
 
   /** Signs a finished message and sends it within the rate limit (notices come this way too). */
-  async deliver(message: OutgoingMessage): Promise<void> {
+  async deliver(message: OutgoingMessage, signal?: AbortSignal): Promise<void> {
     const raw = await this.deps.signMessage(message.raw);
     await this.deps.limiter.take();
-    await this.deps.transport.send({ ...message, raw });
+    if (signal?.aborted) throw new DeliveryFault('unreachable', 'not sent: its edition was paused');
+    await this.deps.transport.send({ ...message, raw }, signal);
   }
 
   /** Forgets an edition's prepared parts (it was paused; it may be read afresh when resumed). */

@@ -103,12 +103,21 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
 
   return {
     name: 'smtp',
-    async send(message: OutgoingMessage) {
+    async send(message: OutgoingMessage, signal?: AbortSignal) {
       if (closed) throw new DeliveryFault('unreachable', 'the SMTP transport is closed');
       const connection = await acquire();
       try {
-        await connection.ready;
-        await transaction(connection.smtp, message, transactionTimeoutMs);
+        // The cap covers all the server can hold us up with: a new session's greeting, EHLO, STARTTLS
+        // and AUTH, then the transaction itself.
+        await bounded(
+          (async () => {
+            await connection.ready;
+            await transaction(connection.smtp, message);
+          })(),
+          transactionTimeoutMs,
+          signal,
+          () => connection.smtp.close(),
+        );
       } catch (error) {
         drop(connection);
         throw error instanceof DeliveryFault ? error : classifySmtpFailure(error as SmtpFailure);
@@ -119,7 +128,7 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
       const smtp = newConnection();
       smtp.on('error', () => {});
       try {
-        await new Promise<void>((resolve, reject) => {
+        const session = new Promise<void>((resolve, reject) => {
           smtp.connect((error?: Error | null) => {
             if (error) return reject(error);
             if (!auth?.user) return resolve();
@@ -127,10 +136,11 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
           });
           smtp.once('error', reject);
         });
+        await bounded(session, transactionTimeoutMs, undefined, () => smtp.close());
         smtp.quit();
       } catch (error) {
         smtp.close();
-        throw classifySmtpFailure(error as SmtpFailure);
+        throw error instanceof DeliveryFault ? error : classifySmtpFailure(error as SmtpFailure);
       }
     },
     async close() {
@@ -140,17 +150,40 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   };
 }
 
-/** Sends one message on an open session, giving up (and dropping the session) after `timeoutMs`. */
-function transaction(smtp: SMTPConnection, message: OutgoingMessage, timeoutMs: number): Promise<void> {
+/** Sends one message on an open session. */
+function transaction(smtp: SMTPConnection, message: OutgoingMessage): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      smtp.close();
-      reject(new DeliveryFault('unreachable', `no SMTP session: the server took more than ${Math.round(timeoutMs / 1000)} s to take one message; the connection was dropped`));
-    }, timeoutMs);
-    smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => {
+    smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+/** `work`, cut short after `ms` or when `signal` aborts: `cut` drops the session, and the send fails as unreachable. */
+function bounded(work: Promise<void>, ms: number, signal: AbortSignal | undefined, cut: () => void): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const stop = (fault: DeliveryFault) => {
       clearTimeout(timer);
-      if (error) reject(error);
-      else resolve();
-    });
+      signal?.removeEventListener('abort', onAbort);
+      cut();
+      reject(fault);
+    };
+    const timer = setTimeout(
+      () => stop(new DeliveryFault('unreachable', `no SMTP session: the server took more than ${Math.round(ms / 1000)} s to take one message; the connection was dropped`)),
+      ms,
+    );
+    const onAbort = () => stop(new DeliveryFault('unreachable', 'not sent: its edition was paused while it was in flight'));
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    work.then(
+      () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
   });
 }

@@ -13,7 +13,8 @@ export interface OutgoingMessage {
  */
 export interface Transport {
   readonly name: string;
-  send(message: OutgoingMessage): Promise<void>;
+  /** Sends one message; an aborted `signal` cuts it short (rejecting with an unreachable DeliveryFault). */
+  send(message: OutgoingMessage, signal?: AbortSignal): Promise<void>;
   /** Resolves when the transport could take a message now (a session opens); rejects with a DeliveryFault otherwise. */
   probe(): Promise<void>;
   close(): Promise<void>;

@@ -70,12 +70,14 @@ export class Worker {
     const stopHeartbeat = new AbortController();
     const stopAll = AbortSignal.any([run.signal, stopHeartbeat.signal]);
     const heartbeat = this.heartbeat(stopAll);
+    const outages = this.options.resumeOutages ? this.watchOutages(stopAll) : Promise.resolve();
     const notices = this.deps.notices?.run(stopAll, (error) => this.fail(error));
     try {
       await Promise.all(Array.from({ length: this.options.concurrency }, () => this.sender(run)));
     } finally {
       stopHeartbeat.abort();
       await heartbeat;
+      await outages;
       await notices;
       await this.deps.recorder.release(this.buffer.splice(0)).catch(() => {});
       await this.deps.recorder.stop().catch(() => {});
@@ -106,7 +108,7 @@ export class Worker {
     }
   }
 
-  /** Remembers an error that must end the run; true when it is one. */
+  /** Remembers an error that must end the run (the database gone or damaged); true when it is one. */
   private fail(error: unknown): boolean {
     if (!(error instanceof DatabaseGoneError)) return false;
     this.fatal ??= error;
@@ -128,6 +130,7 @@ export class Worker {
     // No more than the rate can send within half a lease, so nothing waits in the buffer long.
     const sendable = Math.floor((this.options.rate * this.options.leaseMs) / 2000);
     const limit = Math.max(this.options.concurrency, Math.min(Math.max(100, this.options.concurrency * 4), sendable));
+    const start = this.deps.clock.monotonic();
     const jobs = await this.deps.queue.reserve(limit, this.options.leaseMs);
     if (jobs.length === 0) return false;
     const claim = randomBytes(9).toString('base64url');
@@ -145,7 +148,7 @@ export class Worker {
     for (const job of jobs) {
       const delivery = byId.get(job.deliveryId);
       if (!delivery) continue;
-      this.buffer.push({ job, claim, delivery });
+      this.buffer.push({ job, claim, delivery, expires: start + this.options.leaseMs, abort: new AbortController() });
       this.perEdition.set(delivery.editionId, (this.perEdition.get(delivery.editionId) ?? 0) + 1);
     }
     return true;
@@ -156,17 +159,22 @@ export class Worker {
     this.inFlight.set(delivery.id, taken);
     this.touched.add(delivery.editionId);
     try {
-      if (this.paused.has(delivery.editionId)) return await this.deps.recorder.release([taken]);
+      // A send starts only with time enough left on its lease for a whole capped transaction, so it
+      // ends before anyone else may take the job, even if this process stalls from now on (a stopped
+      // process, a full event loop: its buffer's leases may already belong to another worker).
+      if (this.paused.has(delivery.editionId) || !this.timeLeft(taken)) return await this.deps.recorder.release([taken]);
       if (!delivery.email || delivery.subscriberStatus !== 'active' || delivery.suppressed) {
         return await this.deps.recorder.skipped(taken, `subscriber is ${delivery.suppressed ? 'suppressed' : (delivery.subscriberStatus ?? 'erased')}`);
       }
+      const startedAt = this.deps.clock.monotonic();
       try {
-        await this.deps.step.send({ ...delivery, email: delivery.email });
+        await this.deps.step.send({ ...delivery, email: delivery.email }, taken.abort.signal);
       } catch (error) {
         const fault = asFault(error);
-        // The edition was paused while this one was in flight: the verdict is in, give it back unharmed.
-        if (this.paused.has(delivery.editionId)) return await this.deps.recorder.release([taken]);
-        return await this.deps.recorder.failed(taken, fault);
+        // Paused while in flight (the verdict is in), or the lease ran out (another worker's now):
+        // give it back unharmed, and let it count for nothing in the judging.
+        if (this.paused.has(delivery.editionId) || this.deps.clock.monotonic() > taken.expires) return await this.deps.recorder.release([taken]);
+        return await this.deps.recorder.failed(taken, fault, startedAt);
       }
       await this.deps.recorder.sent(taken);
     } finally {
@@ -177,10 +185,16 @@ export class Worker {
     }
   }
 
-  /** Gives back, unsent, what the buffer holds of an edition that was just paused. */
+  // The lease outlasts a whole transaction (capped at half the lease) from now.
+  private timeLeft(taken: Taken): boolean {
+    return taken.expires - this.deps.clock.monotonic() > this.options.leaseMs / 2;
+  }
+
+  /** Gives back, unsent, what the buffer holds of an edition that was just paused, and cuts its messages in flight short. */
   async dropEdition(editionId: number): Promise<void> {
     this.paused.add(editionId);
     this.deps.step.forget(editionId);
+    for (const taken of this.inFlight.values()) if (taken.delivery.editionId === editionId) taken.abort.abort();
     const held = this.buffer.filter((t) => t.delivery.editionId === editionId);
     if (held.length === 0) return;
     this.buffer = this.buffer.filter((t) => t.delivery.editionId !== editionId);
@@ -190,7 +204,8 @@ export class Worker {
     await this.deps.recorder.release(held);
   }
 
-  // Every quarter lease: renew what is held, decide failures held too long, retry outage-paused editions.
+  // Every quarter lease: renew what is held (learning which claims another worker took over), and
+  // decide failures held too long.
   private async heartbeat(signal: AbortSignal): Promise<void> {
     const every = Math.max(10, Math.floor(this.options.leaseMs / 4));
     while (!signal.aborted) {
@@ -199,11 +214,27 @@ export class Worker {
       try {
         const held = [...this.buffer, ...this.inFlight.values(), ...this.deps.recorder.held()];
         if (held.length > 0) {
+          const start = this.deps.clock.monotonic();
           await this.deps.queue.extend(held.map((t) => t.job), this.options.leaseMs);
-          await this.deps.ledger.extend([...new Set(held.map((t) => t.claim))], this.options.leaseMs);
+          const still = new Set(await this.deps.ledger.extend([...new Set(held.map((t) => t.claim))], this.options.leaseMs));
+          for (const taken of held) taken.expires = still.has(taken.delivery.id) ? start + this.options.leaseMs : 0;
         }
         await this.deps.recorder.expire();
-        if (this.options.resumeOutages) await this.resumeOutages();
+      } catch (error) {
+        if (this.fail(error)) return;
+        this.deps.log('error', { error: (error as Error).message });
+      }
+    }
+  }
+
+  // Apart from the heartbeat, so a slow probe never delays the renewal of leases.
+  private async watchOutages(signal: AbortSignal): Promise<void> {
+    const every = Math.max(10, Math.floor(this.options.leaseMs / 4));
+    while (!signal.aborted) {
+      await this.deps.clock.sleep(every, signal);
+      if (signal.aborted) return;
+      try {
+        await this.resumeOutages();
       } catch (error) {
         if (this.fail(error)) return;
         this.deps.log('error', { error: (error as Error).message });
@@ -218,7 +249,8 @@ export class Worker {
     try {
       await this.deps.transport.probe();
     } catch (error) {
-      for (const id of due) await this.deps.editions.pause(id, 'outage', `still unreachable: ${asFault(error).message}`).catch(() => {});
+      // Still down: wait longer before the next try (the backoff grows with each one).
+      for (const id of due) await this.deps.editions.pause(id, 'outage', `still unreachable: ${asFault(error).message}`);
       return;
     }
     for (const id of due) {

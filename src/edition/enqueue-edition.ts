@@ -20,6 +20,8 @@ export interface EnqueueResult {
   enqueued: number;
   /** True when the edition had already gone out: nobody new was added (unless `includeNew`). */
   alreadySent: boolean;
+  /** Deliveries left to send now, new or not. */
+  queued: number;
 }
 
 /** What a send may do beyond the first time. */
@@ -77,5 +79,5 @@ export async function enqueueEdition(
   if (counts.queued > 0 && FINISHED_STATUSES.includes(current)) await editions.setStatus(editionId, 'sending', deps.now());
   // Nobody to send to (an empty list, or everyone done already): the send is over at once.
   if (counts.queued === 0 && current === 'sending') await editions.finish(editionId);
-  return { editionId, added, requeued: requeued.length, resumed, enqueued, alreadySent };
+  return { editionId, added, requeued: requeued.length, resumed, enqueued, alreadySent, queued: counts.queued };
 }

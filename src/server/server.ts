@@ -42,7 +42,15 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
     return reply;
   };
   const server = Fastify({
-    logger: options.logger ? { level: app.config.logLevel } : false,
+    // Tokens in confirm, unsubscribe and preferences links are keys to a subscriber: never logged.
+    logger: options.logger
+      ? {
+          level: app.config.logLevel,
+          serializers: {
+            req: (request: FastifyRequest) => ({ method: request.method, url: withoutTokens(request.url), host: request.hostname, remoteAddress: request.ip }),
+          },
+        }
+      : false,
     bodyLimit: 64 * 1024,
     // Only configured proxies may name the client: else X-Forwarded-For would dodge the rate limit.
     trustProxy: app.config.trustProxy,
@@ -76,7 +84,15 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   server.setErrorHandler((error, request, reply) => sendError(context, error, request, reply));
   server.setNotFoundHandler((request, reply) => sendError(context, new NotFoundError(`no page at ${request.url.split('?')[0]}`), request, reply));
 
-  server.get('/healthz', async () => ({ ok: true }));
+  // Healthy only while the database answers: a supervisor restarts a server whose store is gone.
+  server.get('/healthz', async (_request, reply) => {
+    try {
+      await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute();
+      return { ok: true };
+    } catch (error) {
+      return reply.status(503).send({ ok: false, error: (error as Error).message });
+    }
+  });
   server.get('/assets/site.css', async (_request, reply) =>
     reply.type('text/css; charset=utf-8').header('Cache-Control', 'public, max-age=3600').send(web.css),
   );
@@ -89,6 +105,11 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerScheduleApi(server, context);
   server.addHook('onClose', async () => feeds.close());
   return server;
+}
+
+/** A URL with the value of every token= parameter replaced, for logs. */
+export function withoutTokens(url: string): string {
+  return url.replace(/([?&]token=)[^&#]*/gi, '$1…');
 }
 
 /** True when the client wants JSON rather than a page. */

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql, type KyselyPlugin } from 'kysely';
 import { ConfigError, DatabaseGoneError, DatabaseMissingError, GazetteError } from '../errors.ts';
 import { migrations } from './migrations.ts';
+import { storeFailure } from './store-failure.ts';
 import type { Database } from './schema.ts';
 
 /** Which SQL engine a store runs on. */
@@ -112,13 +113,28 @@ function fileStaysPlugin(file: string): KyselyPlugin {
 
 // Kysely prepares every query anew; the worker's hot path runs the same few statements
 // thousands of times a second, so prepared statements are kept by their SQL text.
+// Also where the driver's errors are read: a file that is no longer a sound database (overwritten
+// in place, damaged) fails every statement with a DatabaseGoneError instead of a driver error.
 function cachePreparedStatements(sqlite: import('better-sqlite3').Database): void {
   const prepare = sqlite.prepare.bind(sqlite);
   const cache = new Map<string, ReturnType<typeof prepare>>();
+  const guarded = <F extends (...args: never[]) => unknown>(run: F): F =>
+    ((...args: Parameters<F>) => {
+      try {
+        return run(...args);
+      } catch (error) {
+        throw storeFailure(error) ?? error;
+      }
+    }) as F;
   sqlite.prepare = ((source: string) => {
     let statement = cache.get(source);
     if (!statement) {
-      statement = prepare(source);
+      try {
+        statement = prepare(source);
+      } catch (error) {
+        throw storeFailure(error) ?? error;
+      }
+      for (const method of ['all', 'get', 'run', 'iterate'] as const) statement[method] = guarded(statement[method].bind(statement)) as never;
       if (cache.size >= 500) cache.delete(cache.keys().next().value!);
       cache.set(source, statement);
     }

@@ -135,11 +135,20 @@ export class DeliveriesRepo implements DeliveryLedger {
     return { claimed, finished };
   }
 
-  async extend(claims: readonly string[], leaseMs: number): Promise<void> {
+  async extend(claims: readonly string[], leaseMs: number): Promise<number[]> {
     const until = this.now().getTime() + leaseMs;
+    const held: number[] = [];
     for (let i = 0; i < claims.length; i += CHUNK) {
-      await this.db.updateTable('deliveries').set({ claim_until: until }).where('claim_token', 'in', claims.slice(i, i + CHUNK)).where('status', '=', 'queued').execute();
+      const rows = await this.db
+        .updateTable('deliveries')
+        .set({ claim_until: until })
+        .where('claim_token', 'in', claims.slice(i, i + CHUNK))
+        .where('status', '=', 'queued')
+        .returning('id')
+        .execute();
+      held.push(...rows.map((r) => r.id));
     }
+    return held;
   }
 
   async record(records: readonly OutcomeRecord[]): Promise<number[]> {

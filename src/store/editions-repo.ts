@@ -142,9 +142,16 @@ export class EditionsRepo {
         resume_at: kind === 'outage' ? new Date(now.getTime() + wait).toISOString() : null,
       })
       .where('id', '=', id)
-      .where('status', '=', 'sending')
+      // A sending edition pauses; one already paused by an outage (a failed retry) waits longer.
+      .where((eb) => (kind === 'outage' ? eb.or([eb('status', '=', 'sending'), eb.and([eb('status', '=', 'paused'), eb('pause_kind', '=', 'outage')])]) : eb('status', '=', 'sending')))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0;
+  }
+
+  /** Whether any message of the edition went out. */
+  async anySent(id: number): Promise<boolean> {
+    const row = await this.db.selectFrom('deliveries').select('id').where('edition_id', '=', id).where('status', '=', 'sent').limit(1).executeTakeFirst();
+    return row !== undefined;
   }
 
   /** Editions paused by an outage whose wait is over: a worker tries them again. */
@@ -183,18 +190,28 @@ export class EditionsRepo {
         sql<number>`sum(case when status = 'queued' then 1 else 0 end)`.as('queued'),
         sql<number>`sum(case when status = 'sent' then 1 else 0 end)`.as('sent'),
         sql<number>`sum(case when status = 'failed' then 1 else 0 end)`.as('failed'),
+        sql<number>`sum(case when status = 'bounced' then 1 else 0 end)`.as('bounced'),
       ])
       .where('edition_id', '=', id)
       .executeTakeFirstOrThrow();
     if (Number(counts.queued ?? 0) > 0) return undefined;
     const failed = Number(counts.failed ?? 0);
-    const status: EditionStatus = failed === 0 ? 'sent' : Number(counts.sent ?? 0) === 0 ? 'failed' : 'incomplete';
-    const lastError = failed === 0 ? null : `${failed} ${failed === 1 ? 'delivery' : 'deliveries'} failed after every retry: run \`gazette send ${id}\` to try them again`;
+    const sent = Number(counts.sent ?? 0);
+    // Nothing went out although there were people to send to: that is a failure, not a send.
+    const status: EditionStatus = sent === 0 && failed + Number(counts.bounced ?? 0) > 0 ? 'failed' : failed === 0 ? 'sent' : 'incomplete';
+    const lastError =
+      failed > 0
+        ? `${failed} ${failed === 1 ? 'delivery' : 'deliveries'} failed after every retry: run \`gazette send ${id}\` to try them again`
+        : status === 'failed'
+          ? 'every delivery bounced: check the addresses, and the relay (gazette subscribers unsuppress --edition ' + id + ' lifts them)'
+          : null;
     const result = await this.db
       .updateTable('editions')
       .set({ status, last_error: lastError, completed_at: this.now().toISOString(), outage_pauses: 0 })
       .where('id', '=', id)
       .where('status', '=', 'sending')
+      // Checked in the same statement: a delivery queued again meanwhile keeps the send open.
+      .where(({ not, exists, selectFrom }) => not(exists(selectFrom('deliveries').select('id').where('edition_id', '=', id).where('status', '=', 'queued'))))
       .executeTakeFirst();
     return Number(result.numUpdatedRows) > 0 ? status : undefined;
   }
@@ -229,6 +246,7 @@ export function editionStoreOf(repo: EditionsRepo): EditionStore {
     },
     pausedIds: () => repo.pausedIds(),
     pause: (id, kind, reason) => repo.pause(id, kind, reason),
+    anySent: (id) => repo.anySent(id),
     outagesDue: () => repo.outagesDue(),
     resume: (id, by) => repo.resume(id, by),
     finish: (id) => repo.finish(id),

@@ -60,7 +60,7 @@ describe('gazette serve', () => {
     const stderr = await withTimeout(stderrWhen(run, (s) => /warning: .*\n/.test(s)), SLOW, 'serve start-up');
     expect(stderr.split('\n').slice(0, 2)).toEqual([
       'links point at http://localhost:8080 (site.yaml base_url; BASE_URL overrides it)',
-      `warning: links point at port 8080, but this server listens on port ${port}: set BASE_URL=http://localhost:${port} (or base_url in site.yaml) so they reach it`,
+      `warning: links point at port 8080, but this server listens on port ${port}: set base_url in site.yaml to http://localhost:${port} so they reach it (BASE_URL=… works too, but only for the processes it is set for: \`gazette edition create\` in another terminal would still use site.yaml's)`,
     ]);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(await health.json()).toEqual({ ok: true });
@@ -89,7 +89,7 @@ describe('gazette serve', () => {
     const run = serve(port, await environment());
     const done = await withTimeout(run.done, SLOW, 'serve on a taken port');
     expect(done.code).toBe(1);
-    expect(done.stderr).toBe(`gazette: port ${port} is in use: pass --port N or set PORT\n`);
+    expect(done.stderr).toBe(`gazette: port ${port} is in use: pass --port N or set PORT (and point site.yaml's base_url at that port, so every command's links reach this server)\n`);
     expect(done.stdout).toBe('');
   }, SLOW);
 });
@@ -106,10 +106,10 @@ describe('baseUrlWarning', () => {
 
   it('warns for a local URL on another port, and plain http on a public host elsewhere', () => {
     expect(baseUrlWarning('http://localhost:8080', 9090)).toBe(
-      'links point at port 8080, but this server listens on port 9090: set BASE_URL=http://localhost:9090 (or base_url in site.yaml) so they reach it',
+      "links point at port 8080, but this server listens on port 9090: set base_url in site.yaml to http://localhost:9090 so they reach it (BASE_URL=… works too, but only for the processes it is set for: `gazette edition create` in another terminal would still use site.yaml's)",
     );
-    expect(baseUrlWarning('http://127.0.0.1', 8080)).toMatch(/^links point at port 80, but this server listens on port 8080: set BASE_URL=http:\/\/127\.0\.0\.1:8080/);
-    expect(baseUrlWarning('http://[::1]:8080', 8081)).toMatch(/set BASE_URL=http:\/\/\[::1\]:8081/);
+    expect(baseUrlWarning('http://127.0.0.1', 8080)).toMatch(/^links point at port 80, but this server listens on port 8080: set base_url in site\.yaml to http:\/\/127\.0\.0\.1:8080/);
+    expect(baseUrlWarning('http://[::1]:8080', 8081)).toMatch(/set base_url in site\.yaml to http:\/\/\[::1\]:8081 /);
     expect(baseUrlWarning('http://news.example.org', 8080)).toBe(
       'links point at plain http on port 80 of news.example.org, but this server listens on port 8080: unless a proxy there forwards to it, set BASE_URL to the URL readers use (https:// for a public site)',
     );

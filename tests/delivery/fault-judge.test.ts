@@ -166,7 +166,7 @@ describe('FaultJudge', () => {
     judge.failure('7', 'a2', CONNECTION_REFUSED);
     judge.failure('8', 'b1', CONNECTION_REFUSED);
     const verdicts = judge.failure('7', 'a3', REFUSED_RELAY);
-    expect(verdicts).toEqual([{ kind: 'server', group: '7', pause: 'refused', reason: REFUSED_RELAY.message, items: ['a1', 'a2', 'a3'] }]);
+    expect(verdicts).toEqual([{ kind: 'server', group: '7', pause: 'refused', reason: REFUSED_RELAY.message, items: ['a1', 'a2', 'a3'], cause: 'refused' }]);
     expect(judge.heldItems()).toEqual(['b1']);
   });
 
@@ -194,6 +194,32 @@ describe('FaultJudge', () => {
     failMany(judge, '7', 'a', n - 1, () => TIMED_OUT);
     expect(judge.success('7')).toHaveLength(1);
     expect(failMany(judge, '7', 'b', n - 1, () => TIMED_OUT)).toEqual([]);
+  });
+
+  it('settle makes dead sessions an outage however few they are, when nothing went through since they failed', () => {
+    const { judge, clock } = judgeAt();
+    judge.failure('7', 'a', CONNECTION_REFUSED);
+    expect(judge.settle('7')).toMatchObject([{ kind: 'server', group: '7', pause: 'outage', cause: 'unreachable', items: ['a'] }]);
+    // A message of any group went through after the failure: the session trouble was this message's own.
+    judge.failure('7', 'b', CONNECTION_REFUSED);
+    clock.now += 1;
+    judge.success('8');
+    expect(judge.settle('7')).toMatchObject([{ kind: 'individual', group: '7', failures: [{ item: 'b' }] }]);
+  });
+
+  it('settle: a session that hung while other messages went through is its recipient’s trouble, not an outage', () => {
+    const { judge, clock } = judgeAt();
+    const began = clock.now;
+    clock.now += 500;
+    judge.success('7');
+    clock.now += 1_000;
+    // Reported after the last success, but begun before it.
+    judge.failure('7', 'slow', CONNECTION_REFUSED, began);
+    expect(judge.settle('7')).toMatchObject([{ kind: 'individual', group: '7', failures: [{ item: 'slow' }] }]);
+    // Begun after the last success: nothing went through since, an outage.
+    judge.failure('7', 'dead', CONNECTION_REFUSED, clock.now);
+    clock.now += 1_000;
+    expect(judge.settle('7')).toMatchObject([{ kind: 'server', pause: 'outage', items: ['dead'] }]);
   });
 
   it('settle judges what a group held one by one, and nothing of other groups', () => {

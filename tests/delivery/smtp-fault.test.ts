@@ -120,6 +120,24 @@ const MAIL_FROM: Row[] = [
 
 const RCPT: Row[] = [
   {
+    server: 'Postfix (check_recipient_access)',
+    ...rcpt('554 5.7.1 <poison@example.org>: Recipient address rejected: Access denied'),
+    kind: 'unclear-permanent',
+    why: 'a policy refusal of this recipient alone: its message fails, nobody is paused or suppressed',
+  },
+  {
+    server: 'Postfix (delayed reject of our sender at RCPT)',
+    ...rcpt('553 5.1.8 <newsletter@gazette.example.org>: Sender address rejected: Domain not found'),
+    kind: 'refused',
+    why: 'X.1.8 is the sender\'s system address: ours, at whatever command it comes',
+  },
+  {
+    server: 'Postfix (delayed reject of our sender at RCPT)',
+    ...rcpt('553 5.1.7 <news@>: Sender address rejected: malformed address'),
+    kind: 'refused',
+    why: 'X.1.7 is the sender\'s mailbox syntax',
+  },
+  {
     server: 'Postfix',
     ...rcpt('550 5.1.1 <bob@example.org>: Recipient address rejected: User unknown in local recipient table'),
     kind: 'recipient-permanent',
@@ -217,6 +235,12 @@ const RCPT: Row[] = [
 ];
 
 const AFTER_DATA: Row[] = [
+  {
+    server: 'a server out of step with our pipelined commands',
+    ...afterMessage('354 End data with <CR><LF>.<CR><LF>'),
+    kind: 'unreachable',
+    why: 'a 3xx read where the final reply belongs: the session lost its place and is dropped',
+  },
   { server: 'rspamd', ...afterMessage('554 5.7.1 Message rejected as spam'), kind: 'refused', why: '5.7.x policy: our content is refused' },
   {
     server: 'Gmail',

@@ -132,7 +132,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     }));
   const leasedOf = async (editionId: number) =>
     Number((await store.db.selectFrom('queue_jobs').select((eb) => eb.fn.countAll<number>().as('n')).where('group_id', '=', editionId).where('lease_token', 'is not', null).executeTakeFirstOrThrow()).n);
-  const fresh = (editionId: number, added: number, enqueued = added) => ({ editionId, added, enqueued, requeued: 0, resumed: false, alreadySent: false });
+  const fresh = (editionId: number, added: number, enqueued = added, queued = added) => ({ editionId, added, enqueued, requeued: 0, resumed: false, alreadySent: false, queued });
 
   const expectedIds = (ids: Map<string, number>, audience: 'all' | 'weekly') =>
     POPULATION.filter((p) => p[audience])
@@ -187,7 +187,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     await enqueueEdition(deps, id);
     const before = { ledger: await ledger(id), jobs: await jobsOf(id) };
 
-    expect(await enqueueEdition(deps, id)).toEqual({ ...fresh(id, 0), alreadySent: true });
+    expect(await enqueueEdition(deps, id)).toEqual({ ...fresh(id, 0, 0, 12), alreadySent: true });
     expect(await ledger(id)).toEqual(before.ledger);
     expect(await jobsOf(id)).toEqual(before.jobs);
   });
@@ -249,7 +249,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     expect((await jobsOf(id)).length).toBe(jobs.length - 3);
 
     const result = await enqueueEdition(deps, id);
-    expect(result).toEqual({ ...fresh(id, 0, 3), alreadySent: true });
+    expect(result).toEqual({ ...fresh(id, 0, 3, jobs.length), alreadySent: true });
     expect(await jobsOf(id)).toEqual(jobs);
     expect((await ledger(id)).length).toBe(jobs.length);
   });

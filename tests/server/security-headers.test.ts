@@ -190,3 +190,13 @@ describe('security headers, on a real socket', () => {
     }
   });
 });
+
+describe('request logs', () => {
+  it('never carry the tokens of confirm, unsubscribe and preferences links', async () => {
+    const { withoutTokens } = await import('../../src/server/server.ts');
+    expect(withoutTokens('/unsubscribe?token=1.u.0.abc')).toBe('/unsubscribe?token=…');
+    expect(withoutTokens('/preferences?x=1&token=1.p.0.abc&y=2')).toBe('/preferences?x=1&token=…&y=2');
+    expect(withoutTokens('/confirm?TOKEN=abc#top')).toBe('/confirm?TOKEN=…#top');
+    expect(withoutTokens('/stories/x')).toBe('/stories/x');
+  });
+});

@@ -94,7 +94,8 @@ function describeEnqueue(r: EnqueueResult, pausedFor: string | null, includeNew:
     lines.push(`edition ${r.editionId}: ${r.added} deliveries added`);
   }
   if (r.requeued > 0) lines.push(`edition ${r.editionId}: ${r.requeued} failed ${r.requeued === 1 ? 'delivery' : 'deliveries'} queued again (bounces whose suppression was lifted included)`);
-  lines.push(`edition ${r.editionId}: ${r.enqueued} jobs queued`);
+  const waiting = r.queued - r.enqueued;
+  lines.push(`edition ${r.editionId}: ${r.enqueued} jobs queued${waiting > 0 ? ` (${waiting} more already waiting)` : ''}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -162,7 +163,7 @@ export function troubleOf(r: EditionStatusReport): GazetteError | undefined {
 
 /** The human-readable status block. */
 export function formatStatus(r: EditionStatusReport): string {
-  const eta = r.etaSeconds === null ? 'unknown' : r.etaSeconds === 0 ? 'done' : `${Math.ceil(r.etaSeconds / 60)} min`;
+  const eta = r.status === 'paused' ? '— (paused)' : r.etaSeconds === null ? 'unknown' : r.etaSeconds === 0 ? 'done' : `${Math.ceil(r.etaSeconds / 60)} min`;
   const paused = r.status === 'paused' && r.pauseKind ? ` (${r.pauseKind}${r.resumeAt ? `, retried from ${r.resumeAt}` : ''})` : '';
   const lines = [
     `edition ${r.id} (${r.list}): ${r.subject}`,

@@ -35,19 +35,31 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       }
       process.stderr.write(await describeLinks(app, listeningPort(server, effectivePort)));
       const controller = new AbortController();
-      const worker = (await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`))).run({ signal: controller.signal }).catch((error: unknown) => server.log.error({ err: error }, 'worker stopped'));
-      const scheduler = await startScheduler(app, { log: server.log });
-      await new Promise<void>((resolve) => {
+      // The worker stops only on a fatal error (the database gone or damaged): then the whole
+      // process stops with it, exit 1, so a supervisor notices instead of a server answering 500s.
+      let fatal: unknown;
+      const stopped = new Promise<void>((resolve) => {
         const stop = () => resolve();
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
+        controller.signal.addEventListener('abort', stop, { once: true });
       });
+      const worker = (await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`)))
+        .run({ signal: controller.signal })
+        .catch((error: unknown) => {
+          fatal = error;
+          server.log.fatal({ err: error }, 'worker stopped: shutting down');
+          controller.abort();
+        });
+      const scheduler = await startScheduler(app, { log: server.log });
+      await stopped;
       server.log.info('shutting down: finishing the messages in flight');
       controller.abort();
       await scheduler.stop();
       await worker;
       await server.close();
       await app.close();
+      if (fatal) throw fatal;
     });
 }
 
@@ -57,7 +69,9 @@ async function listen(server: FastifyInstance, port: number, host: string): Prom
     await server.listen({ port, host });
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new GazetteError('PORT_IN_USE', `port ${port} is in use: pass --port N or set PORT`, { cause: error });
+    if (code === 'EADDRINUSE') {
+      throw new GazetteError('PORT_IN_USE', `port ${port} is in use: pass --port N or set PORT (and point site.yaml's base_url at that port, so every command's links reach this server)`, { cause: error });
+    }
     if (code === 'EACCES') throw new GazetteError('PORT_FORBIDDEN', `port ${port} needs privileges this user does not have: pass --port N (1024 or above) or set PORT`, { cause: error });
     if (code === 'EADDRNOTAVAIL') throw new GazetteError('HOST_UNAVAILABLE', `--host ${host} is not an address of this machine: pass another --host (default 0.0.0.0)`, { cause: error });
     throw error;
@@ -95,7 +109,7 @@ export function baseUrlWarning(baseUrl: string, port: number): string | undefine
   if (linkPort === port) return undefined;
   const host = url.hostname.replace(/^\[|\]$/g, '');
   if (isLoopback(host)) {
-    return `links point at port ${linkPort}, but this server listens on port ${port}: set BASE_URL=${url.protocol}//${url.hostname}:${port} (or base_url in site.yaml) so they reach it`;
+    return `links point at port ${linkPort}, but this server listens on port ${port}: set base_url in site.yaml to ${url.protocol}//${url.hostname}:${port} so they reach it (BASE_URL=… works too, but only for the processes it is set for: \`gazette edition create\` in another terminal would still use site.yaml's)`;
   }
   if (url.protocol === 'http:' && isPublicHost(host)) {
     return `links point at plain http on port ${linkPort} of ${url.hostname}, but this server listens on port ${port}: unless a proxy there forwards to it, set BASE_URL to the URL readers use (https:// for a public site)`;
