@@ -23,6 +23,7 @@ import { openStore, type Store } from './store/database.ts';
 import { DeliveriesRepo } from './store/deliveries-repo.ts';
 import { EditionsRepo, editionStoreOf } from './store/editions-repo.ts';
 import { NoticesRepo } from './store/notices-repo.ts';
+import { PublicationsRepo } from './store/publications-repo.ts';
 import { SubscribersRepo } from './store/subscribers-repo.ts';
 import { SubscriptionService } from './subscribers/subscription-service.ts';
 
@@ -54,6 +55,8 @@ export interface App {
   editions(): Promise<EditionsRepo>;
   deliveries(): Promise<DeliveriesRepo>;
   notices(): Promise<NoticesRepo>;
+  /** When stories were first seen a draft and first seen published (what digests since the last one read). */
+  publications(): Promise<PublicationsRepo>;
   queue(): Promise<SendQueue>;
   /** Tells site.yaml's editors of trouble (a failed scheduled send) by email, through the notices. */
   alerts(): Promise<AlertEditors>;
@@ -100,6 +103,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const editions = once(async () => new EditionsRepo((await store()).db, now));
   const deliveries = once(async () => new DeliveriesRepo((await store()).db, now));
   const notices = once(async () => new NoticesRepo((await store()).db, now));
+  const publications = once(async () => new PublicationsRepo((await store()).db));
   const queue = once(async () => createSqlSendQueue(await store(), now));
   // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
   const noticeSenders = new Set<NoticeSender>();
@@ -176,6 +180,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     editions,
     deliveries,
     notices,
+    publications,
     queue,
     alerts,
     worker,

@@ -8,6 +8,7 @@ import type { EditionsRepo } from '../store/editions-repo.ts';
 import type { Audience } from '../store/schema.ts';
 import { composeEdition, DEFAULT_DIGEST_SIZE } from './compose-edition.ts';
 import { preflight } from './preflight.ts';
+import { publishedAt, type Sightings, type StoryPublications } from './story-publications.ts';
 
 /** What an editor asks for. */
 export interface EditionRequest {
@@ -31,7 +32,7 @@ export class EditionError extends GazetteError {
 
 /** Composes, renders once and stores an edition; refuses with reasons when the preflight check fails. */
 export async function createEdition(
-  deps: { content: Content; templates: EmailTemplates; editions: EditionsRepo; now: Date },
+  deps: { content: Content; templates: EmailTemplates; editions: EditionsRepo; now: Date; publications?: StoryPublications },
   request: EditionRequest,
 ): Promise<{ id: number; stories: Story[] }> {
   const { content, now } = deps;
@@ -48,7 +49,11 @@ export async function createEdition(
   } else if (request.sinceLast) {
     const last = await deps.editions.lastSent(list.slug, request.audience);
     const since = last ? new Date(last.covers_until) : new Date(0);
-    stories = published.filter((s) => s.date.getTime() > since.getTime()).slice(0, DEFAULT_DIGEST_SIZE * 3);
+    const isPublished = new Set(published);
+    const seen = deps.publications
+      ? await deps.publications.observe(content.stories.map((s) => ({ slug: s.slug, published: isPublished.has(s) })), now)
+      : new Map<string, Sightings>();
+    stories = published.filter((s) => publishedAt(s, seen.get(s.slug)).getTime() > since.getTime()).slice(0, DEFAULT_DIGEST_SIZE * 3);
     if (stories.length === 0) {
       throw new EditionError('EDITION_EMPTY', `no stories published for ${list.slug} since ${last ? `edition ${last.id} (${last.covers_until})` : 'the start'}: nothing to send`);
     }

@@ -4,6 +4,7 @@ import type { Content } from '../content/model.ts';
 import { createEdition, EditionError } from '../edition/create-edition.ts';
 import { enqueueEdition } from '../edition/enqueue-edition.ts';
 import type { SendQueue } from '../delivery/send-queue.ts';
+import type { StoryPublications } from '../edition/story-publications.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
 import type { EditionsRepo } from '../store/editions-repo.ts';
@@ -23,6 +24,7 @@ export interface FireDeps {
   editions: EditionsRepo;
   deliveries: DeliveriesRepo;
   queue: SendQueue;
+  publications: StoryPublications;
   content(): Promise<Content>;
   templates(): Promise<EmailTemplates>;
   now(): Date;
@@ -110,7 +112,7 @@ async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire
       leftOut = describeLeftOut(content);
       try {
         const made = await createEdition(
-          { content, templates: await deps.templates(), editions: deps.editions, now: fireAt },
+          { content, templates: await deps.templates(), editions: deps.editions, now: fireAt, publications: deps.publications },
           { list: schedule.list_slug, digest: true, sinceLast: true, audience: schedule.audience, scheduleId: schedule.id },
         );
         editionId = made.id;

@@ -1,4 +1,5 @@
 import { createTask, type Logger, type ScheduledTask } from 'node-cron';
+import { publishedStories } from '../content/load-content.ts';
 import { GazetteError } from '../errors.ts';
 import type { ScheduleRow } from '../store/schema.ts';
 import { compileCron, type CronTimes } from './cron-time.ts';
@@ -67,6 +68,7 @@ export class Scheduler {
   /** Settles interrupted fires, loads the schedules (running missed fires within the grace period), starts the timers. */
   async start(): Promise<void> {
     await this.settleInterrupted();
+    await this.observeStories();
     await this.refresh();
     await this.checkOnPublish();
     this.pollTimer = setInterval(() => this.track(this.tick()), this.options.pollMs);
@@ -137,7 +139,20 @@ export class Scheduler {
 
   private async housekeeping(): Promise<void> {
     await this.settleInterrupted();
+    await this.observeStories();
     await this.checkOnPublish();
+  }
+
+  // Notes which stories are drafts and which are published, so a draft made public later reaches
+  // the next digest (its date alone would place it before the last one).
+  private async observeStories(): Promise<void> {
+    try {
+      const content = await this.deps.content();
+      const published = new Set(publishedStories(content, this.deps.now()));
+      await this.deps.publications.observe(content.stories.map((s) => ({ slug: s.slug, published: published.has(s) })), this.deps.now());
+    } catch (error) {
+      this.deps.log.error(`could not note the stories' publication: ${(error as Error).message}`);
+    }
   }
 
   private async retryFailed(): Promise<void> {

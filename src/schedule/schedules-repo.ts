@@ -209,6 +209,19 @@ export class SchedulesRepo {
     return rows.map((r) => r.id);
   }
 
+  /** The stories an on-publish schedule sent, newest first, each with its edition. */
+  async sentStories(scheduleId: number, limit = 50): Promise<{ slug: string; editionId: number; at: string }[]> {
+    const rows = await this.db
+      .selectFrom('schedule_published')
+      .select(['story_slug', 'edition_id', 'created_at'])
+      .where('schedule_id', '=', scheduleId)
+      .where('edition_id', 'is not', null)
+      .orderBy('created_at', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({ slug: r.story_slug, editionId: r.edition_id!, at: r.created_at }));
+  }
+
   /** How many stories an on-publish schedule has sent. */
   async sentStoryCount(scheduleId: number): Promise<number> {
     const row = await this.db

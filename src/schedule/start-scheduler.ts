@@ -25,6 +25,7 @@ export async function fireDeps(app: App, log: ScheduleLog = stderrLog): Promise<
     editions: await app.editions(),
     deliveries: await app.deliveries(),
     queue: await app.queue(),
+    publications: await app.publications(),
     content: () => app.freshContent(),
     templates: () => app.emailTemplates(),
     now: () => app.now(),

@@ -215,5 +215,19 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropIndex('schedule_fires_retrying').ifExists().execute();
       },
     },
+    '0006_story_publications': {
+      async up(db: Db) {
+        await db.schema
+          .createTable('story_publications')
+          .ifNotExists()
+          .addColumn('story_slug', 'text', (col) => col.primaryKey())
+          .addColumn('draft_seen_at', 'text')
+          .addColumn('published_seen_at', 'text')
+          .execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('story_publications').ifExists().execute();
+      },
+    },
   };
 }

@@ -127,6 +127,13 @@ export interface QueueJobsTable {
   attempts: number;
 }
 
+/** When each story was first seen as a draft and first seen published: a draft made public later counts from then. */
+export interface StoryPublicationsTable {
+  story_slug: string;
+  draft_seen_at: Timestamp | null;
+  published_seen_at: Timestamp | null;
+}
+
 /** Editions whose jobs are held back (paused): reserve skips them. */
 export interface QueueHoldsTable {
   group_id: number;
@@ -172,6 +179,7 @@ export interface Database {
   deliveries: DeliveriesTable;
   queue_jobs: QueueJobsTable;
   queue_holds: QueueHoldsTable;
+  story_publications: StoryPublicationsTable;
   notices: NoticesTable;
   schedules: SchedulesTable;
   schedule_fires: ScheduleFiresTable;

@@ -47,7 +47,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
         const leftOut = describeLeftOut(content);
         if (leftOut) process.stderr.write(`${leftOut}\n`);
         const result = await createEdition(
-          { content, templates: await app.emailTemplates(), editions: await app.editions(), now: app.now() },
+          { content, templates: await app.emailTemplates(), editions: await app.editions(), now: app.now(), publications: await app.publications() },
           { list: flags.list!, story: flags.story, digest: flags.digest, sinceLast: flags.sinceLast, subject: flags.subject, audience: flags.audience as Audience },
         );
         const created = (await (await app.editions()).find(result.id))!;

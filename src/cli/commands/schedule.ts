@@ -79,15 +79,20 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
         if (!row) throw new NotFoundError(`no schedule ${id}`);
         const view = await scheduleView(schedules, row, app.now());
         const fires = await schedules.fires(row.id, 50);
+        // An on-publish schedule has no fires: what it did is the stories it sent.
+        const stories = row.kind === 'on-publish' ? await schedules.sentStories(row.id) : [];
         if (flags.json) {
           const history = fires.map((f) => ({ fire_at: f.fire_at, status: f.status, attempts: f.attempts ?? 1, next_attempt_at: f.next_attempt_at, edition_id: f.edition_id, detail: f.detail }));
-          process.stdout.write(`${JSON.stringify({ ...view, fires: history }, null, 2)}\n`);
+          const sent = stories.map((story) => ({ story: story.slug, edition_id: story.editionId, at: story.at }));
+          process.stdout.write(`${JSON.stringify({ ...view, fires: history, ...(row.kind === 'on-publish' ? { stories: sent } : {}) }, null, 2)}\n`);
           return;
         }
         const lines = [
           `schedule ${row.id} (${row.status}): ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}`,
           ...upcomingFires(row, app.now(), 3).map((fire) => `  next ${both(fire)}`),
-          fires.length === 0 ? '  no fires yet' : '  fires, newest first:',
+          ...(row.kind === 'on-publish'
+            ? [stories.length === 0 ? '  no story sent yet' : '  stories sent, newest first:', ...stories.map((story) => `    ${story.at}  ${story.slug}  edition ${story.editionId}`)]
+            : [fires.length === 0 ? '  no fires yet' : '  fires, newest first:']),
           ...fires.map((f) => {
             const retry = f.status === 'retrying' && f.next_attempt_at ? ` (next try ${f.next_attempt_at})` : '';
             const detail = f.detail ? `\n      ${f.detail.replace(/\n/g, '\n      ')}` : '';
