@@ -251,8 +251,8 @@ export class SubscribersRepo {
 
   /**
    * Takes the address off the suppression list; a subscriber it had bounced or complained is active
-   * again if they still have lists, else unsubscribed. Returns what was lifted, or undefined when the
-   * address was not suppressed.
+   * again if they still have lists, else unsubscribed, and pending if they never confirmed. Returns
+   * what was lifted, or undefined when the address was not suppressed.
    */
   async unsuppress(emailKey: string, now: Date): Promise<LiftedSuppression | undefined> {
     return this.db.transaction().execute(async (trx) => (await liftWhere(trx, now, { emailKey }))[0]);
@@ -329,9 +329,18 @@ async function liftWhere(trx: Kysely<Database>, now: Date, which: { emailKey: st
       .updateTable('subscribers')
       .set((eb) => {
         const hasLists = eb.exists(eb.selectFrom('subscriptions').select('subscriptions.subscriber_id').whereRef('subscriptions.subscriber_id', '=', 'subscribers.id'));
+        // Never confirmed (their confirmation bounced): pending again, so lifting the bounce cannot skip double opt-in.
+        const unconfirmed = eb('confirmed_at', 'is', null);
         return {
-          status: eb.case().when(hasLists).then(sql.lit<SubscriberStatus>('active')).else(sql.lit<SubscriberStatus>('unsubscribed')).end(),
-          unsubscribed_at: eb.case().when(hasLists).then(sql.lit<string | null>(null)).else(eb.fn.coalesce('unsubscribed_at', eb.val(at))).end(),
+          status: eb
+            .case()
+            .when(unconfirmed)
+            .then(sql.lit<SubscriberStatus>('pending'))
+            .when(hasLists)
+            .then(sql.lit<SubscriberStatus>('active'))
+            .else(sql.lit<SubscriberStatus>('unsubscribed'))
+            .end(),
+          unsubscribed_at: eb.case().when(eb.or([hasLists, unconfirmed])).then(sql.lit<string | null>(null)).else(eb.fn.coalesce('unsubscribed_at', eb.val(at))).end(),
           updated_at: at,
         };
       })

@@ -3,7 +3,8 @@ export const MAX_DISPLAY_NAME_LENGTH = 100;
 
 // C0 (tab, CR and LF included), DEL, C1 and the Unicode line and paragraph separators: none
 // belongs in a name, and src/delivery/mime-message.ts strips the same set from stored rows.
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/u;
+// The bidi embedding, override and isolate controls too: a name must not turn the text around it.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/u;
 // A lone surrogate is not text at all; it would reach mail and pages as U+FFFD.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 

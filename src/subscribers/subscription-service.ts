@@ -80,12 +80,21 @@ export class SubscriptionService {
     if ('error' in email) throw new InputError(email.error);
     const name = nameOrError(request.name);
     const lists = parseListChoices(content.site.lists, request.lists, request.frequency);
-    if (await repo.isSuppressed(email.key)) return 'suppressed';
+    // Every path reads the same and renders a message, so the answer's timing tells nothing about
+    // the address (suppressed, throttled, known or new); only the writes differ.
+    const suppressed = await repo.isSuppressed(email.key);
     const existing = await repo.findByEmail(email.key);
-    if (existing && (existing.status === 'bounced' || existing.status === 'complained')) return 'suppressed';
     const at = now();
     const mailbox = mailboxKey(email.address);
-    if (await this.throttled(mailbox, request.ip, at)) return 'throttled';
+    const throttled = await this.throttled(mailbox, request.ip, at);
+    if (suppressed || (existing && (existing.status === 'bounced' || existing.status === 'complained'))) {
+      await this.buildNotice(content, 'confirm', existing?.id ?? 0, email.address, lists);
+      return 'suppressed';
+    }
+    if (throttled) {
+      await this.buildNotice(content, 'confirm', existing?.id ?? 0, email.address, lists);
+      return 'throttled';
+    }
     if (existing?.status === 'active') {
       await this.queueNotice(content, 'already-subscribed', existing.id, existing.email, mailbox, request.ip);
       return 'reminder-queued';
@@ -105,7 +114,8 @@ export class SubscriptionService {
       }
     } else {
       id = existing.id;
-      await repo.refresh(id, { name: name ?? existing.name, consentIp: request.ip ?? null, status: 'pending' }, at);
+      // A name already given stays: anyone may type an address into the form, so only its owner's first word counts.
+      await repo.refresh(id, { name: existing.name ?? name, consentIp: request.ip ?? null, status: 'pending' }, at);
       await repo.replaceLists(id, lists, at);
     }
     await this.queueNotice(content, 'confirm', id, email.address, mailbox, request.ip, lists);
@@ -214,6 +224,17 @@ export class SubscriptionService {
    * To: header): what arrives is only ever our own text, so the form cannot relay a message.
    */
   private async queueNotice(content: Content, kind: 'confirm' | 'already-subscribed', id: number, email: string, mailbox: string, ip: string | undefined, lists: ListChoice[] = []): Promise<void> {
+    const { raw, messageKey } = await this.buildNotice(content, kind, id, email, lists);
+    await this.deps.notices.add({ kind, subscriberId: id, email, mailboxKey: mailbox, ip: ip ?? null, envelopeFrom: content.site.sender.address, messageKey, raw });
+    this.deps.wake();
+  }
+
+  /**
+   * A confirmation request or, for an address already subscribed, a note with its preferences link.
+   * Neither echoes anything the request said (no name, in the body or the To: header): what arrives
+   * is only ever our own text, so the form cannot relay a message.
+   */
+  private async buildNotice(content: Content, kind: 'confirm' | 'already-subscribed', id: number, email: string, lists: ListChoice[]): Promise<{ raw: string; messageKey: string }> {
     const { site } = content;
     const now = this.deps.now();
     const listNames = lists.map((l) => listName(site, l.slug)).join(' and ');
@@ -229,8 +250,7 @@ export class SubscriptionService {
       messageKey,
       date: now,
     });
-    await this.deps.notices.add({ kind, subscriberId: id, email, mailboxKey: mailbox, ip: ip ?? null, envelopeFrom: site.sender.address, messageKey, raw });
-    this.deps.wake();
+    return { raw, messageKey };
   }
 
   private noticeTemplate(site: Site, kind: 'confirm' | 'already-subscribed', listNames: string): Promise<MessageTemplate> {

@@ -1,7 +1,4 @@
-import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser } from '../helpers/browser.ts';
@@ -11,9 +8,7 @@ import { testServer, type TestServer } from '../helpers/server.ts';
 // The whole double opt-in life of a subscriber, driven through the real pages in Chromium:
 // the home page form, the confirmation link from the .eml in the outbox, the welcome email's
 // unsubscribe link and its one button. The stored status is checked after every step.
-// Screenshots land in test-artifacts/ (git-ignored) for a human to look at.
 
-const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const EMAIL = 'Browser.User@example.com';
 const NAME = 'Browser User';
 const SITE_TITLE = 'The Gazette Dispatch';
@@ -49,7 +44,6 @@ beforeAll(async () => {
   // BASE_URL makes every link in the emails point at this very server.
   t = await testServer({ env: { BASE_URL: base } });
   await t.server.listen({ port, host: '127.0.0.1' });
-  await mkdir(ARTIFACTS_DIR, { recursive: true });
 });
 
 afterAll(async () => {
@@ -170,9 +164,7 @@ describe('the home page in Chromium', () => {
         expect.soft(c.tapHeight, `${c.what}: tap target height`).toBeGreaterThanOrEqual(c.text ? 40 : 28);
         if (c.text) expect.soft(c.fontSize, `${c.what}: font size`).toBeGreaterThanOrEqual(16);
       }
-      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'site-home-375.png'), fullPage: true });
       await page.setViewportSize({ width: 1024, height: 800 });
-      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'site-home-1024.png'), fullPage: true });
       expect(watch.offsite, 'requests outside the test server').toEqual([]);
     } finally {
       await context.close();
@@ -228,7 +220,6 @@ describe('subscribing in Chromium', () => {
       expect(await heading(page)).toBe('You are subscribed');
       await expect(page.locator('main').textContent()).resolves.toContain(`emails will come to ${EMAIL}`);
       await expectStyled(page, watch, 'confirmation page');
-      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'site-confirmed-375.png'), fullPage: true });
       expect((await stored())?.status, 'after confirming').toBe('active');
       // 3. The welcome email: its List-Unsubscribe header and its visible footer link agree.
       const welcomes = await mailsTo('Welcome');
@@ -251,7 +242,6 @@ describe('subscribing in Chromium', () => {
       await expect(page.locator('main').textContent()).resolves.toContain(EMAIL);
       expect(await page.locator('main button').count(), 'buttons on the unsubscribe page').toBe(1);
       await expectStyled(page, watch, 'unsubscribe page');
-      await page.screenshot({ path: path.join(ARTIFACTS_DIR, 'site-unsubscribe-375.png'), fullPage: true });
       expect((await stored())?.status, 'after opening the unsubscribe link').toBe('active');
       // 5. The button.
       const [posted] = await Promise.all([
