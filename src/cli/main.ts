@@ -10,6 +10,7 @@ import { registerEdition } from './commands/edition.ts';
 import { registerSend } from './commands/send.ts';
 import { registerWorker } from './commands/worker.ts';
 import { registerMigrate } from './commands/migrate.ts';
+import { registerOutbox } from './commands/outbox.ts';
 import { registerSubscribers } from './commands/subscribers.ts';
 import { registerSchedule, registerScheduler } from './commands/schedule.ts';
 
@@ -34,6 +35,7 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerSchedule(program, makeApp);
   registerScheduler(program, makeApp);
   registerMigrate(program, makeApp);
+  registerOutbox(program, makeApp);
   return program;
 }
 

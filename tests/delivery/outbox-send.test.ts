@@ -59,6 +59,16 @@ describe('gazette send --wait with the outbox transport (no SMTP_URL)', () => {
     const outbox = await readOutbox(dataDir);
     const names = (await readdir(path.join(dataDir, 'outbox'))).filter((n) => n.endsWith('.eml'));
     expect(names).toHaveLength(SUBSCRIBERS);
+
+    // `gazette outbox` shows the newest of them with their links, decoded from quoted-printable.
+    const listed = await gazette(['outbox', '--last', '2', '--json'], env);
+    expect(listed.code, listed.stderr).toBe(0);
+    const shown = JSON.parse(listed.stdout) as { to: string; subject: string; links: string[] }[];
+    expect(shown).toHaveLength(2);
+    for (const message of shown) {
+      expect(message.to).toMatch(/reader\d+@example\.com/);
+      expect(message.links.some((l) => /^https:\/\/gazette\.example\.org\/unsubscribe\?token=[^=\s]+$/.test(l))).toBe(true);
+    }
     expect(outbox).toHaveLength(SUBSCRIBERS);
     const recipients = outbox.map((m) => {
       const to = Array.isArray(m.parsed.to) ? m.parsed.to : m.parsed.to ? [m.parsed.to] : [];
