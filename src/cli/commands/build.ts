@@ -26,7 +26,7 @@ export function registerBuild(program: Command, makeApp: AppFactory): void {
       const left = content.stories.length - stories.length;
       process.stdout.write(
         `built ${path.relative(process.cwd(), app.config.feedsDir) || '.'}/: rss.xml, feed.json and ${tagFeeds} tag feeds ` +
-          `from ${stories.length} stories${left ? ` (${left} drafts or scheduled for later left out)` : ''}\n`,
+          `from ${stories.length} ${stories.length === 1 ? 'story' : 'stories'}${left ? ` (${left} ${left === 1 ? 'draft or story scheduled for later' : 'drafts or stories scheduled for later'} left out)` : ''}\n`,
       );
     });
 }

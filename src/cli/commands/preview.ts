@@ -34,7 +34,8 @@ export function registerPreview(program: Command, makeApp: AppFactory): void {
       const shown = (file: string) => path.relative(process.cwd(), file);
       process.stdout.write(
         `preview "${result.name}" (${(result.htmlBytes / 1024).toFixed(1)} KB of HTML):\n` +
-          `  ${shown(result.files.html)}\n  ${shown(result.files.text)}\n  ${shown(result.files.eml)}\n`,
+          `  ${shown(result.files.html)}\n  ${shown(result.files.text)}\n  ${shown(result.files.eml)}\n` +
+          'its unsubscribe and preferences links belong to a made-up reader and lead nowhere; every other link is real\n',
       );
     });
 }
