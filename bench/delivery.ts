@@ -42,7 +42,7 @@ async function benchSize(count: number, workerCount: number): Promise<string[]> 
       GAZETTE_CONCURRENCY: process.env.BENCH_CONCURRENCY ?? '10',
     };
     const app = createApp(loadConfig({ ...process.env, ...env }));
-    const repo = await app.subscribers();
+    const repo = await app.adapters.subscribers();
     const now = new Date();
     for (let i = 0; i < count; i += 5000) {
       const batch = Array.from({ length: Math.min(5000, count - i) }, (_, j) => {
@@ -52,12 +52,12 @@ async function benchSize(count: number, workerCount: number): Promise<string[]> 
       await repo.insertMany(batch, now);
     }
     const content = await app.content();
-    const { id } = await createEdition({ content, templates: await app.emailTemplates(), editions: await app.editions(), now }, { list: 'dispatch', digest: true });
+    const { id } = await createEdition({ content, templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now }, { list: 'dispatch', digest: true });
     const enqueueStart = performance.now();
-    await enqueueEdition({ editions: await app.editions(), deliveries: await app.deliveries(), queue: await app.queue(), now: () => new Date() }, id);
+    await enqueueEdition({ editions: await app.adapters.editions(), deliveries: await app.adapters.deliveries(), queue: await app.adapters.queue(), now: () => new Date() }, id);
     const enqueueMs = performance.now() - enqueueStart;
-    const edition = (await (await app.editions()).find(id))!;
-    const sample = sampleMessage(await app.tokens(), content.site, content.site.lists[0]!, edition.compiled, now, { id: 1, email: 'reader1@bench.example.org', name: 'Reader 1' }, {});
+    const edition = (await (await app.adapters.editions()).find(id))!;
+    const sample = sampleMessage(await app.adapters.tokens(), content.site, content.site.lists[0]!, edition.compiled, now, { id: 1, email: 'reader1@bench.example.org', name: 'Reader 1' }, {});
     const messageBytes = Buffer.byteLength(sample.raw);
     await app.close();
 
@@ -66,8 +66,8 @@ async function benchSize(count: number, workerCount: number): Promise<string[]> 
     const peaks = await Promise.all(children.map((c) => c.done));
     const sendMs = performance.now() - sendStart;
     const check = createApp(loadConfig({ ...process.env, ...env }));
-    const counts = await (await check.deliveries()).counts(id);
-    const span = await (await check.store()).db
+    const counts = await (await check.adapters.deliveries()).counts(id);
+    const span = await (await check.adapters.store()).db
       .selectFrom('deliveries')
       .select((eb) => [eb.fn.min('sent_at').as('first'), eb.fn.max('sent_at').as('last')])
       .where('edition_id', '=', id)

@@ -9,7 +9,6 @@ import type { SendQueue } from '../src/delivery/send-queue.ts';
 import type { FireDeps } from '../src/schedule/fire-schedule.ts';
 import { addSchedule } from '../src/schedule/manage-schedules.ts';
 import { Scheduler } from '../src/schedule/scheduler.ts';
-import { fireDeps } from '../src/schedule/start-scheduler.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const quiet = { info: () => {}, warn: (m: string) => process.stderr.write(`bench: ${m}\n`), error: (m: string) => process.stderr.write(`bench: ${m}\n`) };
@@ -32,7 +31,7 @@ export async function benchSchedule(): Promise<string[]> {
   try {
     await addSubscribers(apps[0]!, subscribers);
     const queued = new Map<number, number>();
-    const deps = await Promise.all(apps.map(async (app) => stamped(await fireDeps(app, quiet), queued)));
+    const deps = await Promise.all(apps.map(async (app) => stamped(await app.adapters.fireDeps(quiet), queued)));
     const a = await benchOneOffs(apps[0]!, deps, queued, oneOffs);
     const b = await benchPerSecond(deps, queued, contentDir, seconds);
     return [
@@ -62,11 +61,11 @@ async function benchOneOffs(app: App, deps: FireDeps[], queued: Map<number, numb
   const [d] = deps;
   const content = await app.content();
   const slug = content.stories.find((s) => !s.draft)!.slug;
-  const { id } = await createEdition({ content, templates: await app.emailTemplates(), editions: d!.editions, now: new Date() }, { list: content.site.lists[0]!.slug, story: slug });
+  const { id } = await createEdition({ content, templates: await app.adapters.emailTemplates(), editions: d!.editions, now: new Date() }, { list: content.site.lists[0]!.slug, story: slug });
   const model = (await d!.editions.find(id))!;
   const copies = [id];
   // Copies of one rendered edition: the lag measured is the scheduler's, not MJML's.
-  while (copies.length < count) copies.push(await d!.editions.insert({ listSlug: model.list_slug, kind: model.kind, audience: model.audience, storySlugs: model.storySlugs, compiled: model.compiled, origin: model.origin!, htmlBytes: model.html_bytes, coversUntil: new Date(model.covers_until) }, new Date()));
+  while (copies.length < count) copies.push(await d!.editions.insert({ listSlug: model.listSlug, kind: model.kind, audience: model.audience, storySlugs: model.storySlugs, compiled: model.compiled, origin: model.origin!, htmlBytes: model.htmlBytes, coversUntil: new Date(model.coversUntil) }, new Date()));
   const schedulers = deps.map((x) => new Scheduler(x, { graceMs: 3_600_000 }));
   await Promise.all(schedulers.map((s) => s.start()));
   // Added while the schedulers run, as an editor would: they pick them up by polling.
@@ -102,13 +101,13 @@ async function benchPerSecond(deps: FireDeps[], queued: Map<number, number>, con
   await sleep(1500);
   await Promise.all(schedulers.map((s) => s.stop()));
   const fires = await d!.schedules.fires(row.id, 10_000);
-  const lags = fires.filter((f) => f.edition_id !== null && queued.has(f.edition_id)).map((f) => queued.get(f.edition_id!)! - new Date(f.fire_at).getTime());
-  const instants = fires.map((f) => f.fire_at);
+  const lags = fires.filter((f) => f.editionId !== null && queued.has(f.editionId)).map((f) => queued.get(f.editionId!)! - new Date(f.fireAt).getTime());
+  const instants = fires.map((f) => f.fireAt);
   return { lags, fires: fires.length, duplicates: instants.length - new Set(instants).size };
 }
 
 async function addSubscribers(app: App, count: number): Promise<void> {
-  const repo = await app.subscribers();
+  const repo = await app.adapters.subscribers();
   const batch = Array.from({ length: count }, (_, i) => {
     const email = `reader${i}@bench.example.org`;
     return { email, emailKey: email, name: null, status: 'active' as const, source: 'bench', consentIp: null, lists: [{ slug: 'dispatch', frequency: 'instant' as const }] };

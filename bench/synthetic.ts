@@ -1,4 +1,4 @@
-import type { Site, Story } from '../src/content/model.ts';
+import type { Site, Story } from '../src/model/content.ts';
 
 /** A site like content/site.yaml, for benchmarks that must not depend on the sample content. */
 export const BENCH_SITE: Site = {

@@ -3,7 +3,7 @@ import { createEditorAlerts, type AlertEditors } from './alerts/editor-alerts.ts
 import type { Config } from './config.ts';
 import { cachedContentLoader } from './content/content-cache.ts';
 import { loadContent } from './content/load-content.ts';
-import type { Content } from './content/model.ts';
+import type { Content } from './model/content.ts';
 import { createMessageSigner, type MessageSigner } from './delivery/dkim.ts';
 import type { EditionStore } from './delivery/edition-store.ts';
 import { FaultJudge, type DEFAULT_STREAKS } from './delivery/fault-judge.ts';
@@ -25,7 +25,12 @@ import { EditionsRepo, editionStoreOf } from './store/editions-repo.ts';
 import { NoticesRepo } from './store/notices-repo.ts';
 import { PublicationsRepo } from './store/publications-repo.ts';
 import { SubscribersRepo } from './store/subscribers-repo.ts';
+import { SchedulesRepo } from './store/schedules-repo.ts';
 import { SubscriptionService } from './subscribers/subscription-service.ts';
+import { subscriberUseCases, type SubscriberUseCases } from './subscribers/subscriber-use-cases.ts';
+import { editionUseCases, type EditionUseCases } from './edition/edition-use-cases.ts';
+import type { FireDeps, ScheduleLog } from './schedule/fire-schedule.ts';
+import { scheduleUseCases, type ScheduleUseCases } from './schedule/schedule-use-cases.ts';
 
 /** What a worker may be tuned with beyond the configuration (tests, benchmarks). */
 export interface WorkerSettings extends Partial<WorkerOptions> {
@@ -36,35 +41,64 @@ export interface WorkerSettings extends Partial<WorkerOptions> {
   maxHoldMs?: number;
 }
 
-/** The composition root: every adapter and shared service of one process, built on first use. */
+/** The adapters behind the use cases, each built on first use: for the worker's own wiring, tests and benchmarks. */
+export interface Adapters {
+  store(): Promise<Store>;
+  subscribers(): Promise<SubscribersRepo>;
+  editions(): Promise<EditionsRepo>;
+  deliveries(): Promise<DeliveriesRepo>;
+  notices(): Promise<NoticesRepo>;
+  schedules(): Promise<SchedulesRepo>;
+  /** When stories were first seen a draft and first seen published (what digests since the last one read). */
+  publications(): Promise<PublicationsRepo>;
+  queue(): Promise<SendQueue>;
+  transport(): Promise<Transport>;
+  emailTemplates(): Promise<EmailTemplates>;
+  tokens(): Promise<TokenSigner>;
+  signMessage(): Promise<MessageSigner>;
+  /** Tells site.yaml's editors of trouble (a failed scheduled send) by email, through the notices. */
+  alerts(): Promise<AlertEditors>;
+  /** What a scheduled fire needs; `log` hears what the scheduler does (default: stderr). */
+  fireDeps(log?: ScheduleLog): Promise<FireDeps>;
+}
+
+/**
+ * The composition root: the one place adapters are chosen and wired. Shells (the CLI, the HTTP
+ * server, the console) call its use cases; nothing else builds a repository or a transport.
+ */
 export interface App {
   readonly config: Config;
   /** The clock; tests inject their own. */
   now(): Date;
   /** Validated content/, reloaded when its files change (editors change it while the server runs). */
   content(): Promise<Content>;
-  /** content/ read from disk now, bypassing the cache: for code that watches the files itself or must not miss a save. */
+  /** content/ read from disk now, bypassing the cache: for code that must not miss a save. */
   freshContent(): Promise<Content>;
-  emailTemplates(): Promise<EmailTemplates>;
-  tokens(): Promise<TokenSigner>;
-  signMessage(): Promise<MessageSigner>;
-  store(): Promise<Store>;
-  subscribers(): Promise<SubscribersRepo>;
-  transport(): Promise<Transport>;
+  /** Make, send, pause, follow and preview editions. */
+  readonly editions: EditionUseCases;
+  /** Add, list, show, cancel schedules; run the scheduler. */
+  readonly schedules: ScheduleUseCases;
+  /** The subscriber base as operators manage it. */
+  readonly subscribers: SubscriberUseCases;
+  /** The public subscription flows: subscribe, confirm, unsubscribe, preferences. */
   subscriptions(): Promise<SubscriptionService>;
-  editions(): Promise<EditionsRepo>;
-  deliveries(): Promise<DeliveriesRepo>;
-  notices(): Promise<NoticesRepo>;
-  /** When stories were first seen a draft and first seen published (what digests since the last one read). */
-  publications(): Promise<PublicationsRepo>;
-  queue(): Promise<SendQueue>;
-  /** Tells site.yaml's editors of trouble (a failed scheduled send) by email, through the notices. */
-  alerts(): Promise<AlertEditors>;
   /** A new worker with the configured limits; `settings` override them; `log` hears retries, bounces, pauses, errors. */
   worker(settings?: WorkerSettings, log?: WorkerLog): Promise<Worker>;
-  /** Closes whatever was opened (database, SMTP pool). */
+  /** Messages waiting to be sent now: jobs of editions not paused, and notices due. Zero: nothing to do. */
+  backlog(): Promise<number>;
+  /** Whether the database answers now (the health check; also migrates it on first use). */
+  checkDatabase(): Promise<void>;
+  readonly adapters: Adapters;
+  /** Closes whatever was opened (database, SMTP pool, queue connections). */
   close(): Promise<void>;
 }
+
+/** A scheduler log that writes one line per event to stderr. */
+export const stderrScheduleLog: ScheduleLog = {
+  info: (message) => process.stderr.write(`scheduler: ${message}\n`),
+  warn: (message) => process.stderr.write(`scheduler: warning: ${message}\n`),
+  error: (message) => process.stderr.write(`scheduler: error: ${message}\n`),
+};
 
 /** Overrides for tests: a fixed clock, a transport of their own. */
 export interface AppOverrides {
@@ -104,6 +138,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const deliveries = once(async () => new DeliveriesRepo((await store()).db, now));
   const notices = once(async () => new NoticesRepo((await store()).db, now));
   const publications = once(async () => new PublicationsRepo((await store()).db));
+  const schedules = once(async () => new SchedulesRepo((await store()).db));
   const queue = once(async () => createSqlSendQueue(await store(), now));
   // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
   const noticeSenders = new Set<NoticeSender>();
@@ -174,25 +209,40 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     return built;
   };
 
+  const freshContent = () => loadContent(config.contentDir, { baseUrl: config.baseUrl });
+  // Content is read afresh for each fire, not through the change-polling cache: a digest must see
+  // a story saved a moment before it fires.
+  const fireDeps = async (log: ScheduleLog = stderrScheduleLog): Promise<FireDeps> => ({
+    schedules: await schedules(),
+    editions: await editions(),
+    deliveries: await deliveries(),
+    queue: await queue(),
+    publications: await publications(),
+    content: freshContent,
+    templates: emailTemplates,
+    now,
+    log,
+    graceMs: config.scheduleGraceMs,
+    alert: await alerts(),
+  });
+
   return {
     config,
     now,
-    editions,
-    deliveries,
-    notices,
-    publications,
-    queue,
-    alerts,
-    worker,
     content,
-    freshContent: () => loadContent(config.contentDir, { baseUrl: config.baseUrl }),
-    emailTemplates,
-    tokens,
-    signMessage,
-    store,
-    subscribers,
-    transport,
+    freshContent,
+    editions: editionUseCases({ editions, deliveries, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now }),
+    schedules: scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs }),
+    subscribers: subscriberUseCases({ subscribers, subscriptions, editions, content, now }),
     subscriptions,
+    worker,
+    async backlog() {
+      return (await (await queue()).size()) + (await (await notices()).due());
+    },
+    async checkDatabase() {
+      await (await store()).db.selectFrom('subscribers').select('id').limit(1).execute();
+    },
+    adapters: { store, subscribers, editions, deliveries, notices, schedules, publications, queue, transport, emailTemplates, tokens, signMessage, alerts, fireDeps },
     async close() {
       for (const item of opened.splice(0).reverse()) await item.close();
     },

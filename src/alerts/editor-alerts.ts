@@ -1,9 +1,9 @@
-import type { Content } from '../content/model.ts';
+import type { Content } from '../model/content.ts';
 import { prepareMessageTemplate, renderMessage } from '../delivery/mime-message.ts';
 import { compileEmail } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import { recipientValues } from '../render/slots.ts';
-import type { NewNotice } from '../store/notices-repo.ts';
+import type { NewNotice } from '../model/notice.ts';
 import { mailboxKey } from '../subscribers/mailbox-key.ts';
 
 /** Something the editors must hear of at once: what happened (the subject), in a sentence, and the particulars. */

@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { loadContent, type LoadContentOptions } from './load-content.ts';
-import type { Content } from './model.ts';
+import type { Content } from '../model/content.ts';
 
 /**
  * Content loaded once and reloaded only when a file under content/ changed: a server must not

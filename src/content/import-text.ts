@@ -1,6 +1,6 @@
 import { stringify } from 'yaml';
 import { InputError } from '../errors.ts';
-import type { FaqEntry } from './model.ts';
+import type { FaqEntry } from '../model/content.ts';
 import { describe, storyFrontMatterSchema } from './schemas.ts';
 
 /** What the editor gave on the command line; anything missing is guessed. */

@@ -6,7 +6,7 @@ import { parseYaml, splitFrontMatter, type FrontMatterSplit, type ParsedYaml } f
 import { renderBody, sanitize, type RenderedBody } from './markdown.ts';
 import { MAX_MARKDOWN_NESTING, markdownNesting } from './markdown-nesting.ts';
 import { describeFsError, readTextFile, type UnreadableFile } from './read-text-file.ts';
-import type { Content, FaqEntry, Site, Story } from './model.ts';
+import type { Content, FaqEntry, Site, Story } from '../model/content.ts';
 import { siteSchema, storyFrontMatterSchema } from './schemas.ts';
 import { escapeHtml } from '../render/escape.ts';
 

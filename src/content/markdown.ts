@@ -1,6 +1,6 @@
 import { Marked, type Token, type Tokens } from 'marked';
 import sanitizeHtml from 'sanitize-html';
-import type { StorySection } from './model.ts';
+import type { StorySection } from '../model/content.ts';
 
 const marked = new Marked({ gfm: true, async: false });
 

@@ -1,4 +1,4 @@
-import type { SubscriberStatus } from '../store/schema.ts';
+import type { SubscriberStatus } from '../model/subscriber.ts';
 
 /** What a worker needs to send one delivery. */
 export interface DeliveryToSend {

@@ -1,6 +1,6 @@
-import type { EditionOrigin } from '../content/model.ts';
+import type { EditionOrigin } from '../model/content.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
-import type { EditionStatus, PauseKind } from '../store/schema.ts';
+import type { EditionStatus, PauseKind } from '../model/edition.ts';
 
 /** What a worker needs of an edition to send it. */
 export interface EditionToSend {

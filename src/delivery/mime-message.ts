@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { encodeWords } from 'nodemailer/lib/mime-funcs';
 import { encode as qpEncode, wrap as qpWrap } from 'nodemailer/lib/qp';
-import type { MailingList, Site } from '../content/model.ts';
+import type { MailingList, Site } from '../model/content.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
 import { escapeValuesForHtml, mapValues, type RecipientValues, type SlotTemplate } from '../render/slots.ts';
 

@@ -1,4 +1,4 @@
-import type { Content, EditionOrigin, MailingList } from '../content/model.ts';
+import type { Content, EditionOrigin, MailingList } from '../model/content.ts';
 import { DeliveryFault } from '../errors.ts';
 import { recipientLinks } from '../links/recipient-links.ts';
 import type { TokenSigner } from '../links/tokens.ts';

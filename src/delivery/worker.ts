@@ -65,6 +65,11 @@ export class Worker {
     private readonly options: WorkerOptions,
   ) {}
 
+  /** Where its messages go (`outbox`, `smtp`), for the operator. */
+  get transportName(): string {
+    return this.deps.transport.name;
+  }
+
   /** Runs the senders until the signal aborts (or stopWhenIdle says so), then gives back what it still holds. */
   async run(run: RunOptions): Promise<void> {
     const stopHeartbeat = new AbortController();

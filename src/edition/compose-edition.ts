@@ -1,4 +1,4 @@
-import type { MailingList, Site, Story } from '../content/model.ts';
+import type { MailingList, Site, Story } from '../model/content.ts';
 import type { EditionRenderInput } from '../render/compile-edition.ts';
 
 /** How many stories a digest takes when nothing else says. */

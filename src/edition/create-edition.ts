@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { publishedStories } from '../content/load-content.ts';
-import type { Content, Story } from '../content/model.ts';
+import type { Content, Story } from '../model/content.ts';
 import { GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { compileEdition, type CompiledEdition } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { Audience } from '../store/schema.ts';
+import type { Audience } from '../model/edition.ts';
 import { composeEdition, DEFAULT_DIGEST_SIZE } from './compose-edition.ts';
 import { preflight } from './preflight.ts';
 import { publishedAt, type Sightings, type StoryPublications } from './story-publications.ts';
+import type { EditionRecords } from './edition-records.ts';
 
 /** What an editor asks for. */
 export interface EditionRequest {
@@ -32,7 +32,7 @@ export class EditionError extends GazetteError {
 
 /** Composes, renders once and stores an edition; refuses with reasons when the preflight check fails. */
 export async function createEdition(
-  deps: { content: Content; templates: EmailTemplates; editions: EditionsRepo; now: Date; publications?: StoryPublications },
+  deps: { content: Content; templates: EmailTemplates; editions: EditionRecords; now: Date; publications?: StoryPublications },
   request: EditionRequest,
 ): Promise<{ id: number; stories: Story[] }> {
   const { content, now } = deps;
@@ -48,14 +48,14 @@ export async function createEdition(
     stories = [story];
   } else if (request.sinceLast) {
     const last = await deps.editions.lastSent(list.slug, request.audience);
-    const since = last ? new Date(last.covers_until) : new Date(0);
+    const since = last ? new Date(last.coversUntil) : new Date(0);
     const isPublished = new Set(published);
     const seen = deps.publications
       ? await deps.publications.observe(content.stories.map((s) => ({ slug: s.slug, published: isPublished.has(s) })), now)
       : new Map<string, Sightings>();
     stories = published.filter((s) => publishedAt(s, seen.get(s.slug)).getTime() > since.getTime()).slice(0, DEFAULT_DIGEST_SIZE * 3);
     if (stories.length === 0) {
-      throw new EditionError('EDITION_EMPTY', `no stories published for ${list.slug} since ${last ? `edition ${last.id} (${last.covers_until})` : 'the start'}: nothing to send`);
+      throw new EditionError('EDITION_EMPTY', `no stories published for ${list.slug} since ${last ? `edition ${last.id} (${last.coversUntil})` : 'the start'}: nothing to send`);
     }
   } else {
     stories = published.slice(0, DEFAULT_DIGEST_SIZE);

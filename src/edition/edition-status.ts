@@ -1,7 +1,6 @@
 import { NotFoundError } from '../errors.ts';
-import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { EditionStatus, PauseKind } from '../store/schema.ts';
+import type { EditionStatus, PauseKind } from '../model/edition.ts';
+import type { EditionRecords, DeliveryRecords } from './edition-records.ts';
 
 /** A send with queued messages and no change for this long is reported as stalled. */
 export const STALLED_AFTER_MS = 2 * 60_000;
@@ -35,7 +34,7 @@ export interface EditionStatusReport {
 
 /** Reads an edition and its ledger into a status report. */
 export async function editionStatus(
-  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo },
+  deps: { editions: EditionRecords; deliveries: DeliveryRecords },
   id: number,
   now: Date,
 ): Promise<EditionStatusReport> {
@@ -46,12 +45,12 @@ export async function editionStatus(
   const rate = progress.sentSince / 60;
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
   // A resumed send restarts the clock: the later of the last delivery change and the (re)start.
-  const lastChange = [progress.lastUpdate, edition.enqueued_at].filter((t): t is string => t !== null).sort().pop() ?? null;
+  const lastChange = [progress.lastUpdate, edition.enqueuedAt].filter((t): t is string => t !== null).sort().pop() ?? null;
   const stalled =
     edition.status === 'sending' && counts.queued > 0 && lastChange !== null && now.getTime() - Date.parse(lastChange) > STALLED_AFTER_MS;
   return {
     id,
-    list: edition.list_slug,
+    list: edition.listSlug,
     subject: edition.subject,
     status: edition.status,
     total,
@@ -64,10 +63,10 @@ export async function editionStatus(
     rate: Math.round(rate * 10) / 10,
     etaSeconds: rate > 0 ? Math.ceil(counts.queued / rate) : counts.queued === 0 ? 0 : null,
     stalled,
-    lastError: edition.last_error ?? progress.lastError,
-    pauseKind: edition.pause_kind,
-    resumeAt: edition.resume_at,
-    enqueuedAt: edition.enqueued_at,
-    completedAt: edition.completed_at,
+    lastError: edition.lastError ?? progress.lastError,
+    pauseKind: edition.pauseKind,
+    resumeAt: edition.resumeAt,
+    enqueuedAt: edition.enqueuedAt,
+    completedAt: edition.completedAt,
   };
 }

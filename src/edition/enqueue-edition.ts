@@ -1,8 +1,8 @@
 import { InputError, NotFoundError } from '../errors.ts';
 import type { SendQueue } from '../delivery/send-queue.ts';
-import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
-import { FINISHED_STATUSES, type EditionsRepo } from '../store/editions-repo.ts';
+import { FINISHED_STATUSES } from '../model/edition.ts';
 import { preflight } from './preflight.ts';
+import type { EditionRecords, DeliveryRecords } from './edition-records.ts';
 
 /** Subscribers read per batch: memory stays flat however many there are. */
 const BATCH = 2000;
@@ -39,7 +39,7 @@ export interface EnqueueOptions {
  * and the queue) are queued again, so nobody is skipped.
  */
 export async function enqueueEdition(
-  deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; queue: SendQueue; now: () => Date },
+  deps: { editions: EditionRecords; deliveries: DeliveryRecords; queue: SendQueue; now: () => Date },
   editionId: number,
   options: EnqueueOptions = {},
 ): Promise<EnqueueResult> {
@@ -51,12 +51,12 @@ export async function enqueueEdition(
   const resumed = edition.status === 'paused' && (await editions.resume(editionId, 'operator'));
   await queue.hold(editionId, false);
   if (edition.status === 'draft') await editions.setStatus(editionId, 'sending', deps.now());
-  const alreadySent = edition.audience_closed_at !== null;
+  const alreadySent = edition.audienceClosedAt !== null;
   let added = 0;
   let enqueued = 0;
   if (!alreadySent || options.includeNew) {
     for (let cursor = 0; ; ) {
-      const batch = await deliveries.addBatch({ id: editionId, listSlug: edition.list_slug, audience: edition.audience }, cursor, BATCH, deps.now());
+      const batch = await deliveries.addBatch({ id: editionId, listSlug: edition.listSlug, audience: edition.audience }, cursor, BATCH, deps.now());
       if (batch.lastSubscriberId === undefined) break;
       cursor = batch.lastSubscriberId;
       added += batch.newIds.length;

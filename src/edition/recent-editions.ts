@@ -1,6 +1,5 @@
-import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { EditionStatus, PauseKind } from '../store/schema.ts';
+import type { EditionStatus, PauseKind } from '../model/edition.ts';
+import type { EditionRecords, DeliveryRecords } from './edition-records.ts';
 
 /** How many editions `gazette status` lists when given no id. */
 export const RECENT_EDITIONS = 20;
@@ -23,7 +22,7 @@ export interface RecentEdition {
 
 /** The newest `limit` editions (newest first), each with its delivery counts. */
 export async function recentEditions(
-  deps: { editions: Pick<EditionsRepo, 'list'>; deliveries: Pick<DeliveriesRepo, 'counts'> },
+  deps: { editions: Pick<EditionRecords, 'list'>; deliveries: Pick<DeliveryRecords, 'counts'> },
   limit = RECENT_EDITIONS,
 ): Promise<RecentEdition[]> {
   const rows = await deps.editions.list(limit);
@@ -32,15 +31,15 @@ export async function recentEditions(
       const counts = await deps.deliveries.counts(row.id);
       return {
         id: row.id,
-        list: row.list_slug,
+        list: row.listSlug,
         kind: row.kind,
         subject: row.subject,
         status: row.status,
-        pauseKind: row.status === 'paused' ? row.pause_kind : null,
+        pauseKind: row.status === 'paused' ? row.pauseKind : null,
         sent: counts.sent,
         total: counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped,
-        createdAt: row.created_at,
-        completedAt: row.completed_at,
+        createdAt: row.createdAt,
+        completedAt: row.completedAt,
       };
     }),
   );

@@ -1,4 +1,4 @@
-import type { Story } from '../content/model.ts';
+import type { Story } from '../model/content.ts';
 
 /** When a story was first seen a draft, and first seen published (either may be unknown). */
 export interface Sightings {

@@ -1,4 +1,4 @@
-import type { Site, Story } from '../content/model.ts';
+import type { Site, Story } from '../model/content.ts';
 import { buildJsonFeed } from './json-feed.ts';
 import { buildRss } from './rss.ts';
 import { groupByTag } from './tags.ts';

@@ -1,4 +1,4 @@
-import type { Site, Story } from '../content/model.ts';
+import type { Site, Story } from '../model/content.ts';
 import { cleanText } from './clean-text.ts';
 
 /** Options of buildJsonFeed. */

@@ -1,5 +1,5 @@
 import RSS from 'rss';
-import type { Site, Story } from '../content/model.ts';
+import type { Site, Story } from '../model/content.ts';
 import { cleanText, escapeMarkup } from './clean-text.ts';
 import { imageType } from './image-type.ts';
 

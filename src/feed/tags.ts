@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Story } from '../content/model.ts';
+import type { Story } from '../model/content.ts';
 
 // Keeps file names well under the 255-byte limit even in two-byte scripts.
 const MAX_SLUG_LENGTH = 80;

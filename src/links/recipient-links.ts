@@ -1,4 +1,4 @@
-import type { Site } from '../content/model.ts';
+import type { Site } from '../model/content.ts';
 import type { TokenSigner } from './tokens.ts';
 
 /** The links every list message carries for its recipient. */

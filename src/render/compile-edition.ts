@@ -1,4 +1,4 @@
-import type { MailingList, Site, Story } from '../content/model.ts';
+import type { MailingList, Site, Story } from '../model/content.ts';
 import { RenderError } from '../errors.ts';
 import type { DateFormatter, EmailTemplatePair, EmailTemplates } from './email-templates.ts';
 import { splitSlots, type SlotTemplate } from './slots.ts';

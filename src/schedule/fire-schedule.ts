@@ -1,15 +1,14 @@
 import type { AlertEditors } from '../alerts/editor-alerts.ts';
 import { describeLeftOut, publishedStories } from '../content/load-content.ts';
-import type { Content } from '../content/model.ts';
+import type { Content } from '../model/content.ts';
 import { createEdition, EditionError } from '../edition/create-edition.ts';
 import { enqueueEdition } from '../edition/enqueue-edition.ts';
 import type { SendQueue } from '../delivery/send-queue.ts';
 import type { StoryPublications } from '../edition/story-publications.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
-import type { DeliveriesRepo } from '../store/deliveries-repo.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import type { FireStatus, ScheduleFireRow, ScheduleRow } from '../store/schema.ts';
-import type { SchedulesRepo } from './schedules-repo.ts';
+import type { FireStatus, Schedule, ScheduleFire } from '../model/schedule.ts';
+import type { EditionRecords, DeliveryRecords } from '../edition/edition-records.ts';
+import type { ScheduleRecords } from './schedule-records.ts';
 
 /** Where the scheduler reports what it does; a pino logger fits. */
 export interface ScheduleLog {
@@ -20,9 +19,9 @@ export interface ScheduleLog {
 
 /** Everything a fire needs: the stores, the content and templates (read afresh), the clock. */
 export interface FireDeps {
-  schedules: SchedulesRepo;
-  editions: EditionsRepo;
-  deliveries: DeliveriesRepo;
+  schedules: ScheduleRecords;
+  editions: EditionRecords;
+  deliveries: DeliveryRecords;
   queue: SendQueue;
   publications: StoryPublications;
   content(): Promise<Content>;
@@ -55,7 +54,7 @@ export type FireOutcome = { status: 'taken' } | { status: FireStatus; fireId: nu
  * A one-off enqueues its edition; a recurring digest is built from the list's stories published
  * since its last sent edition, and is recorded as skipped when there are none.
  */
-export async function fireSchedule(deps: FireDeps, schedule: ScheduleRow, fireAt: Date): Promise<FireOutcome> {
+export async function fireSchedule(deps: FireDeps, schedule: Schedule, fireAt: Date): Promise<FireOutcome> {
   const fireId = await deps.schedules.claimFire(schedule.id, fireAt, deps.now(), FIRE_LEASE_MS);
   if (fireId === undefined) return { status: 'taken' };
   return runLeased(deps, schedule, fireAt, { id: fireId, attempt: 1, editionId: null });
@@ -66,14 +65,14 @@ export async function fireSchedule(deps: FireDeps, schedule: ScheduleRow, fireAt
  * with backoff within the grace period, so a bad moment (a locked database, a story fixed a minute
  * later) does not lose a week's digest.
  */
-export async function retryFire(deps: FireDeps, fire: ScheduleFireRow): Promise<FireOutcome> {
-  const schedule = await deps.schedules.find(fire.schedule_id);
+export async function retryFire(deps: FireDeps, fire: ScheduleFire): Promise<FireOutcome> {
+  const schedule = await deps.schedules.find(fire.scheduleId);
   if (!schedule || schedule.status === 'cancelled') {
     await deps.schedules.updateFire(fire.id, { status: 'failed', nextAttemptAt: null, detail: `${fire.detail ?? 'failed'}; not retried: the schedule was cancelled` }, deps.now());
-    return { status: 'failed', fireId: fire.id, editionId: fire.edition_id, detail: 'the schedule was cancelled' };
+    return { status: 'failed', fireId: fire.id, editionId: fire.editionId, detail: 'the schedule was cancelled' };
   }
   if (!(await deps.schedules.claimRetry(fire.id, deps.now(), FIRE_LEASE_MS))) return { status: 'taken' };
-  return runLeased(deps, schedule, new Date(fire.fire_at), { id: fire.id, attempt: (fire.attempts ?? 1) + 1, editionId: fire.edition_id });
+  return runLeased(deps, schedule, new Date(fire.fireAt), { id: fire.id, attempt: (fire.attempts ?? 1) + 1, editionId: fire.editionId });
 }
 
 interface ClaimedFire {
@@ -84,7 +83,7 @@ interface ClaimedFire {
 }
 
 // Runs a claimed fire, renewing its lease meanwhile so no other scheduler takes it over.
-async function runLeased(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
+async function runLeased(deps: FireDeps, schedule: Schedule, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
   const renew = setInterval(() => {
     deps.schedules.renewFire(fire.id, new Date(deps.now().getTime() + FIRE_LEASE_MS)).catch(() => {});
   }, FIRE_LEASE_MS / 3);
@@ -95,7 +94,7 @@ async function runLeased(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fi
   }
 }
 
-async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
+async function runFire(deps: FireDeps, schedule: Schedule, fireAt: Date, fire: ClaimedFire): Promise<FireOutcome> {
   const when = `fire of ${fireAt.toISOString()}`;
   const finish = async (status: FireStatus, editionId: number | null, detail: string): Promise<FireOutcome> => {
     await deps.schedules.updateFire(fire.id, { status, editionId, detail, nextAttemptAt: null }, deps.now());
@@ -104,7 +103,7 @@ async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire
     log.call(deps.log, `schedule ${schedule.id} ${when}: ${status}: ${detail}`);
     return { status, fireId: fire.id, editionId, detail };
   };
-  let editionId: number | null = fire.editionId ?? schedule.edition_id;
+  let editionId: number | null = fire.editionId ?? schedule.editionId;
   try {
     let leftOut = '';
     if (schedule.kind === 'recurring' && editionId === null) {
@@ -113,7 +112,7 @@ async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire
       try {
         const made = await createEdition(
           { content, templates: await deps.templates(), editions: deps.editions, now: fireAt, publications: deps.publications },
-          { list: schedule.list_slug, digest: true, sinceLast: true, audience: schedule.audience, scheduleId: schedule.id },
+          { list: schedule.listSlug, digest: true, sinceLast: true, audience: schedule.audience, scheduleId: schedule.id },
         );
         editionId = made.id;
       } catch (error) {
@@ -128,7 +127,7 @@ async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire
     if (leftOut) {
       await tell(deps, {
         subject: `Schedule ${schedule.id}: digest sent without some stories`,
-        summary: `The digest of schedule ${schedule.id} (${schedule.list_slug}, ${when}) went out as edition ${editionId}, but some story files are invalid and were left out.`,
+        summary: `The digest of schedule ${schedule.id} (${schedule.listSlug}, ${when}) went out as edition ${editionId}, but some story files are invalid and were left out.`,
         details: leftOut.split('\n'),
       });
     }
@@ -139,7 +138,7 @@ async function runFire(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire
 }
 
 // A failed attempt: retried after a backoff while the grace period lasts, else failed for good; the editors hear of both.
-async function failed(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire: ClaimedFire, editionId: number | null, reason: string): Promise<FireOutcome> {
+async function failed(deps: FireDeps, schedule: Schedule, fireAt: Date, fire: ClaimedFire, editionId: number | null, reason: string): Promise<FireOutcome> {
   const now = deps.now();
   const when = `fire of ${fireAt.toISOString()}`;
   const deadline = fireAt.getTime() + deps.graceMs;
@@ -151,7 +150,7 @@ async function failed(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire:
     if (fire.attempt === 1) {
       await tell(deps, {
         subject: `Schedule ${schedule.id}: a scheduled send failed`,
-        summary: `Schedule ${schedule.id} (${schedule.list_slug}) could not send its ${when}. Gazette tries again until ${new Date(deadline).toISOString()}.`,
+        summary: `Schedule ${schedule.id} (${schedule.listSlug}) could not send its ${when}. Gazette tries again until ${new Date(deadline).toISOString()}.`,
         details: [reason, `next try: ${next.toISOString()}`, 'see: gazette schedule show ' + schedule.id],
       });
     }
@@ -163,7 +162,7 @@ async function failed(deps: FireDeps, schedule: ScheduleRow, fireAt: Date, fire:
   deps.log.error(`schedule ${schedule.id} ${when}: ${detail}`);
   await tell(deps, {
     subject: `Schedule ${schedule.id}: a scheduled send was given up`,
-    summary: `Schedule ${schedule.id} (${schedule.list_slug}) did not send its ${when}: it kept failing until the grace period ran out.`,
+    summary: `Schedule ${schedule.id} (${schedule.listSlug}) did not send its ${when}: it kept failing until the grace period ran out.`,
     details: [detail, 'see: gazette schedule show ' + schedule.id],
   });
   return { status: 'failed', fireId: fire.id, editionId, detail };
@@ -183,7 +182,7 @@ async function tell(deps: FireDeps, alert: Parameters<AlertEditors>[0]): Promise
  * single-story edition to the list's instant subscribers. A story is claimed under the unique
  * (schedule, story) before its edition is made, so it is sent once however many checks run.
  */
-export async function publishNewStories(deps: FireDeps, schedule: ScheduleRow, content?: Content): Promise<{ slug: string; editionId: number }[]> {
+export async function publishNewStories(deps: FireDeps, schedule: Schedule, content?: Content): Promise<{ slug: string; editionId: number }[]> {
   // Editions made but not enqueued (a check interrupted in between) are sent first; enqueueing is idempotent.
   for (const id of await deps.schedules.unsentStoryEditions(schedule.id)) await enqueue(deps, id);
   const loaded = content ?? (await deps.content());
@@ -197,7 +196,7 @@ export async function publishNewStories(deps: FireDeps, schedule: ScheduleRow, c
     try {
       const made = await createEdition(
         { content: loaded, templates: await deps.templates(), editions: deps.editions, now },
-        { list: schedule.list_slug, story: story.slug, audience: 'instant', scheduleId: schedule.id },
+        { list: schedule.listSlug, story: story.slug, audience: 'instant', scheduleId: schedule.id },
       );
       editionId = made.id;
       await deps.schedules.setStoryEdition(schedule.id, story.slug, editionId);
@@ -217,25 +216,25 @@ export async function publishNewStories(deps: FireDeps, schedule: ScheduleRow, c
  * Settles fires left running by a process that stopped mid-fire: one whose edition is known is
  * enqueued (idempotent: nobody gets it twice); one without is tried again at once.
  */
-export async function recoverInterruptedFires(deps: FireDeps): Promise<ScheduleFireRow[]> {
+export async function recoverInterruptedFires(deps: FireDeps): Promise<ScheduleFire[]> {
   const stale = await deps.schedules.runningFires(deps.now());
   for (const fire of stale) {
-    const schedule = await deps.schedules.find(fire.schedule_id);
-    const editionId = fire.edition_id ?? (schedule?.kind === 'one-off' ? schedule.edition_id : null);
+    const schedule = await deps.schedules.find(fire.scheduleId);
+    const editionId = fire.editionId ?? (schedule?.kind === 'one-off' ? schedule.editionId : null);
     try {
       if (editionId === null) {
         // Its process died before the digest was made: the next tick makes it (within the grace period).
         await deps.schedules.updateFire(fire.id, { status: 'retrying', nextAttemptAt: deps.now(), detail: 'interrupted before its edition was made; trying again' }, deps.now());
-        deps.log.warn(`schedule ${fire.schedule_id} fire ${fire.fire_at} was interrupted before its edition was made; trying again`);
+        deps.log.warn(`schedule ${fire.scheduleId} fire ${fire.fireAt} was interrupted before its edition was made; trying again`);
         continue;
       } else {
         const detail = await enqueue(deps, editionId);
         await deps.schedules.updateFire(fire.id, { status: 'sent', editionId, detail: `resumed after an interruption: ${detail}` }, deps.now());
       }
       if (schedule?.kind === 'one-off') await deps.schedules.setStatus(schedule.id, 'done', deps.now());
-      deps.log.warn(`schedule ${fire.schedule_id} fire ${fire.fire_at} was interrupted; settled`);
+      deps.log.warn(`schedule ${fire.scheduleId} fire ${fire.fireAt} was interrupted; settled`);
     } catch (error) {
-      deps.log.error(`schedule ${fire.schedule_id} fire ${fire.fire_at}: could not settle: ${(error as Error).message}`);
+      deps.log.error(`schedule ${fire.scheduleId} fire ${fire.fireAt}: could not settle: ${(error as Error).message}`);
     }
   }
   return stale;

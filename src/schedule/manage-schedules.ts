@@ -1,12 +1,14 @@
 import { publishedStories } from '../content/load-content.ts';
-import type { Content } from '../content/model.ts';
+import type { Content } from '../model/content.ts';
 import { ConflictError, InputError, NotFoundError } from '../errors.ts';
-import type { EditionsRepo } from '../store/editions-repo.ts';
-import { FREQUENCIES, type Audience, type ScheduleRow } from '../store/schema.ts';
+import type { Schedule } from '../model/schedule.ts';
+import type { Audience } from '../model/edition.ts';
+import { FREQUENCIES } from '../model/subscriber.ts';
 import { compileCron, normalizeCron } from './cron-time.ts';
 import { parseInstant } from './parse-instant.ts';
-import type { NewSchedule, SchedulesRepo } from './schedules-repo.ts';
+import type { NewSchedule, ScheduleRecords } from './schedule-records.ts';
 import { canonicalTimeZone, formatInZone, sameTimeZone } from './zone-time.ts';
+import type { EditionRecords } from '../edition/edition-records.ts';
 
 const AUDIENCES: readonly Audience[] = ['all', ...FREQUENCIES];
 
@@ -29,7 +31,7 @@ export interface ScheduleRequest {
 
 /** A schedule just added, and what the editor should be told about it. */
 export interface AddedSchedule {
-  schedule: ScheduleRow;
+  schedule: Schedule;
   /** One sentence each, e.g. that a zone was stored under its current IANA name. */
   notes: string[];
 }
@@ -39,8 +41,8 @@ const COMPARED_FIRES = 25;
 
 /** What managing schedules needs. */
 export interface ManageDeps {
-  schedules: SchedulesRepo;
-  editions: EditionsRepo;
+  schedules: ScheduleRecords;
+  editions: EditionRecords;
   content(): Promise<Content>;
   now: Date;
 }
@@ -48,7 +50,7 @@ export interface ManageDeps {
 const SHAPES = 'choose --edition ID --at ISO, --list L --cron EXPR --tz ZONE --digest, or --list L --on-publish';
 
 /** Validates a request and stores the schedule; refuses with a reason naming the bad value. */
-export async function addSchedule(deps: ManageDeps, request: ScheduleRequest): Promise<ScheduleRow> {
+export async function addSchedule(deps: ManageDeps, request: ScheduleRequest): Promise<Schedule> {
   return (await addScheduleWithNotes(deps, request)).schedule;
 }
 
@@ -64,7 +66,7 @@ export async function addScheduleWithNotes(deps: ManageDeps, request: ScheduleRe
     refuse(request, ['edition', 'at', 'cron', 'tz', 'digest'], 'an on-publish schedule');
     if (request.audience !== undefined && request.audience !== 'instant') throw new InputError(`an on-publish schedule sends to instant subscribers; daily and weekly ones get the story in their digest (audience "${request.audience}" refused)`);
     const list = knownList(content, request.list);
-    const existing = (await deps.schedules.list('active')).find((s) => s.kind === 'on-publish' && s.list_slug === list);
+    const existing = (await deps.schedules.list('active')).find((s) => s.kind === 'on-publish' && s.listSlug === list);
     if (existing) throw new InputError(`list "${list}" already has an on-publish schedule (schedule ${existing.id})`);
     // Stories already out when the schedule is made are not mailed: only newly published ones are.
     const present = publishedStories(content, deps.now).map((s) => s.slug);
@@ -90,7 +92,7 @@ export async function addScheduleWithNotes(deps: ManageDeps, request: ScheduleRe
   const duplicate = request.allowDuplicate ? undefined : findDuplicate(await deps.schedules.list('active'), schedule, deps.now);
   if (duplicate) {
     throw new ConflictError(
-      `schedule ${duplicate.id} already does this (${duplicate.kind} to ${duplicate.list_slug}: ${describeSchedule(duplicate)}); cancel it, or add this one anyway with --allow-duplicate (API: "allow_duplicate": true)`,
+      `schedule ${duplicate.id} already does this (${duplicate.kind} to ${duplicate.listSlug}: ${describeSchedule(duplicate)}); cancel it, or add this one anyway with --allow-duplicate (API: "allow_duplicate": true)`,
     );
   }
   return { schedule: await deps.schedules.insert(schedule, deps.now), notes };
@@ -102,11 +104,11 @@ export async function addScheduleWithNotes(deps: ManageDeps, request: ScheduleRe
  * at the same instant; for a recurring digest, the same cron (same text, or the same next fires) in the
  * same zone, aliases counting as one (Europe/Kiev = Europe/Kyiv).
  */
-export function findDuplicate(active: readonly ScheduleRow[], candidate: NewSchedule, now: Date): ScheduleRow | undefined {
+export function findDuplicate(active: readonly Schedule[], candidate: NewSchedule, now: Date): Schedule | undefined {
   const overlaps = (a: Audience, b: Audience) => a === b || a === 'all' || b === 'all';
-  const peers = active.filter((s) => s.status === 'active' && s.kind === candidate.kind && s.list_slug === candidate.listSlug && overlaps(s.audience, candidate.audience));
+  const peers = active.filter((s) => s.status === 'active' && s.kind === candidate.kind && s.listSlug === candidate.listSlug && overlaps(s.audience, candidate.audience));
   if (candidate.kind === 'one-off') {
-    return peers.find((s) => s.edition_id === candidate.editionId && s.at !== null && Date.parse(s.at) === candidate.at?.getTime());
+    return peers.find((s) => s.editionId === candidate.editionId && s.at !== null && Date.parse(s.at) === candidate.at?.getTime());
   }
   if (candidate.kind !== 'recurring' || !candidate.cron || !candidate.timezone) return undefined;
   const { cron, timezone } = candidate;
@@ -131,19 +133,19 @@ async function oneOff(deps: ManageDeps, request: ScheduleRequest): Promise<NewSc
   const edition = await deps.editions.find(id);
   if (!edition) throw new NotFoundError(`no edition ${id}`);
   if (edition.status !== 'draft') throw new InputError(`edition ${id} is already ${edition.status === 'sent' ? 'sent' : 'being sent'}: a schedule would send nothing`);
-  if (request.list !== undefined && request.list !== edition.list_slug) throw new InputError(`edition ${id} is for list "${edition.list_slug}", not "${request.list}"`);
+  if (request.list !== undefined && request.list !== edition.listSlug) throw new InputError(`edition ${id} is for list "${edition.listSlug}", not "${request.list}"`);
   const at = parseInstant(request.at!);
   if (at.getTime() <= deps.now.getTime()) {
     throw new InputError(`${request.at} is in the past (now is ${deps.now.toISOString()}): a one-off send must be scheduled ahead`);
   }
   // The same edition at the same instant is a duplicate (refused unless allowed); at another instant, a conflict.
-  const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.edition_id === id && Date.parse(s.at!) !== at.getTime());
+  const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.editionId === id && Date.parse(s.at!) !== at.getTime());
   if (taken) throw new InputError(`edition ${id} is already scheduled (schedule ${taken.id}, at ${taken.at}); cancel that one first`);
-  return { kind: 'one-off', listSlug: edition.list_slug, editionId: id, at, audience: edition.audience };
+  return { kind: 'one-off', listSlug: edition.listSlug, editionId: id, at, audience: edition.audience };
 }
 
 /** Cancels an active schedule; it stops firing in every scheduler process within seconds. */
-export async function cancelSchedule(deps: { schedules: SchedulesRepo; now: Date }, id: number): Promise<ScheduleRow> {
+export async function cancelSchedule(deps: { schedules: ScheduleRecords; now: Date }, id: number): Promise<Schedule> {
   const schedule = await deps.schedules.find(id);
   if (!schedule) throw new NotFoundError(`no schedule ${id}`);
   if (schedule.status !== 'active') throw new InputError(`schedule ${id} is already ${schedule.status}`);
@@ -159,7 +161,7 @@ export interface UpcomingFire {
 }
 
 /** The next `count` fires of a schedule after `now` (none for on-publish, cancelled or done ones). */
-export function upcomingFires(schedule: ScheduleRow, now: Date, count: number): UpcomingFire[] {
+export function upcomingFires(schedule: Schedule, now: Date, count: number): UpcomingFire[] {
   if (schedule.status !== 'active') return [];
   if (schedule.kind === 'one-off') {
     const zone = 'UTC';
@@ -175,14 +177,14 @@ export function upcomingFires(schedule: ScheduleRow, now: Date, count: number): 
 /** A schedule as shown by `schedule list --json` and the admin API: stable field names. */
 export interface ScheduleView {
   id: number;
-  kind: ScheduleRow['kind'];
+  kind: Schedule['kind'];
   list: string;
   edition_id: number | null;
   at: string | null;
   cron: string | null;
   timezone: string | null;
   audience: Audience;
-  status: ScheduleRow['status'];
+  status: Schedule['status'];
   created_at: string;
   updated_at: string;
   next_fire_at: string | null;
@@ -194,31 +196,31 @@ export interface ScheduleView {
 }
 
 /** Builds the view of a schedule, with its next fire and its last recorded fire. */
-export async function scheduleView(schedules: SchedulesRepo, schedule: ScheduleRow, now: Date): Promise<ScheduleView> {
+export async function scheduleView(schedules: ScheduleRecords, schedule: Schedule, now: Date): Promise<ScheduleView> {
   const [last] = await schedules.fires(schedule.id, 1);
   const next = upcomingFires(schedule, now, 1)[0] ?? null;
   return {
     id: schedule.id,
     kind: schedule.kind,
-    list: schedule.list_slug,
-    edition_id: schedule.edition_id,
+    list: schedule.listSlug,
+    edition_id: schedule.editionId,
     at: schedule.at,
     cron: schedule.cron,
     timezone: schedule.timezone,
     audience: schedule.audience,
     status: schedule.status,
-    created_at: schedule.created_at,
-    updated_at: schedule.updated_at,
+    created_at: schedule.createdAt,
+    updated_at: schedule.updatedAt,
     next_fire_at: next?.at ?? null,
     next_fire: next,
-    last_fire: last ? { fire_at: last.fire_at, status: last.status, edition_id: last.edition_id, detail: last.detail } : null,
+    last_fire: last ? { fire_at: last.fireAt, status: last.status, edition_id: last.editionId, detail: last.detail } : null,
     stories_sent: schedule.kind === 'on-publish' ? await schedules.sentStoryCount(schedule.id) : null,
   };
 }
 
 /** One line saying what a schedule does. */
-export function describeSchedule(s: Pick<ScheduleRow, 'kind' | 'edition_id' | 'at' | 'cron' | 'timezone' | 'list_slug' | 'audience'>): string {
-  if (s.kind === 'one-off') return `edition ${s.edition_id} at ${s.at}`;
+export function describeSchedule(s: Pick<Schedule, 'kind' | 'editionId' | 'at' | 'cron' | 'timezone' | 'listSlug' | 'audience'>): string {
+  if (s.kind === 'one-off') return `edition ${s.editionId} at ${s.at}`;
   if (s.kind === 'recurring') return `digest "${s.cron}" ${s.timezone}${s.audience === 'all' ? '' : ` to ${s.audience} subscribers`}`;
   return 'each newly published story to instant subscribers';
 }

@@ -1,7 +1,7 @@
 import { createTask, type Logger, type ScheduledTask } from 'node-cron';
 import { publishedStories } from '../content/load-content.ts';
 import { GazetteError } from '../errors.ts';
-import type { ScheduleRow } from '../store/schema.ts';
+import type { Schedule } from '../model/schedule.ts';
 import { compileCron, type CronTimes } from './cron-time.ts';
 import { fireSchedule, publishNewStories, recoverInterruptedFires, retryFire, type FireDeps } from './fire-schedule.ts';
 import { planFires } from './plan-fires.ts';
@@ -23,7 +23,7 @@ const MAX_WAIT = 86_400_000;
 
 /** One registered schedule and its triggers. */
 interface Entry {
-  row: ScheduleRow;
+  row: Schedule;
   /** Fires at or before this instant (epoch ms) have been handled by this process. */
   cursor: number;
   cron?: CronTimes;
@@ -179,7 +179,7 @@ export class Scheduler {
     let newOnPublish = false;
     for (const row of rows) {
       const known = this.entries.get(row.id);
-      if (this.stopped || (known && known.row.updated_at === row.updated_at) || this.broken.get(row.id) === row.updated_at) continue;
+      if (this.stopped || (known && known.row.updatedAt === row.updatedAt) || this.broken.get(row.id) === row.updatedAt) continue;
       if (known) await this.unregister(known);
       newOnPublish ||= row.kind === 'on-publish';
       await this.register(row);
@@ -188,13 +188,13 @@ export class Scheduler {
   }
 
   /** Registers a schedule; one that cannot be (say, a cron expression edited by hand) is logged and left alone until it changes. */
-  private async register(row: ScheduleRow): Promise<void> {
+  private async register(row: Schedule): Promise<void> {
     const entry: Entry = { row, cursor: 0, rerun: false, hint: 0, removed: false };
     try {
       await this.setUp(entry);
     } catch (error) {
       await this.unregister(entry);
-      if (error instanceof GazetteError) this.broken.set(row.id, row.updated_at);
+      if (error instanceof GazetteError) this.broken.set(row.id, row.updatedAt);
       this.deps.log.error(`schedule ${row.id} not registered: ${(error as Error).message}`);
     }
   }
@@ -208,11 +208,11 @@ export class Scheduler {
     if (row.kind === 'recurring') {
       entry.cron = compileCron(row.cron!, row.timezone!);
       const last = await this.deps.schedules.lastFireAt(row.id);
-      entry.cursor = Math.max(new Date(row.created_at).getTime(), last?.getTime() ?? 0);
+      entry.cursor = Math.max(new Date(row.createdAt).getTime(), last?.getTime() ?? 0);
       if (this.stopped) return;
       const task = createTask(row.cron!, (context) => this.trigger(entry, context.date), {
         timezone: row.timezone!,
-        name: `gazette-schedule-${row.id}-${row.updated_at}`,
+        name: `gazette-schedule-${row.id}-${row.updatedAt}`,
         logger: this.cronLogger,
         suppressMissedWarning: true,
       });
@@ -298,7 +298,7 @@ export class Scheduler {
   }
 }
 
-function oneOffDue(row: ScheduleRow, now: Date): { fires: Date[]; truncated: boolean } {
+function oneOffDue(row: Schedule, now: Date): { fires: Date[]; truncated: boolean } {
   const at = new Date(row.at!);
   return { fires: at.getTime() <= now.getTime() ? [at] : [], truncated: false };
 }

@@ -7,12 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
-import type { SubscriberStatus } from '../store/schema.ts';
-import type { LiftedSuppression, SubscriberWithLists, WithSuppression } from '../store/subscribers-repo.ts';
-import { exportSubscribersCsv, subscriberJson, suppressionJson } from '../subscribers/csv-export.ts';
-import { importSubscribersCsv, type ImportSummary } from '../subscribers/csv-import.ts';
-import { parseEmailAddress } from '../subscribers/email-address.ts';
-import { liftEditionSuppressions, liftSuppression } from '../subscribers/suppression.ts';
+import type { LiftedSuppression, SubscriberStatus } from '../model/subscriber.ts';
+import { subscriberJson, suppressionJson } from '../subscribers/csv-export.ts';
+import { type ImportSummary } from '../subscribers/csv-import.ts';
 import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
@@ -71,29 +68,25 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     }
     const search = text(q, 'search');
     if (search !== undefined && search.length > 200) throw new InputError(`search: at most 200 characters (got ${search.length})`);
-    const repo = await app.subscribers();
-    const result = await repo.page({
+    const result = await app.subscribers.page({
       page: wholeNumber(q, 'page', 1, Number.MAX_SAFE_INTEGER),
       perPage: wholeNumber(q, 'per_page', 50, MAX_PER_PAGE),
       search: search || undefined,
       status: status as SubscriberStatus | undefined,
       list: await knownList(app, text(q, 'list')),
     });
-    const subscribers = (await repo.attachSuppressions(result.subscribers)).map(subscriberJson);
-    return { total: result.total, page: result.page, per_page: result.perPage, subscribers };
+    return { total: result.total, page: result.page, per_page: result.perPage, subscribers: result.subscribers.map(subscriberJson) };
   });
 
   api.get('/subscribers/counts', async () => {
-    const counts = await (await app.subscribers()).countByStatus();
-    return { ...counts, total: Object.values(counts).reduce((sum, n) => sum + n, 0) };
+    return app.subscribers.counts();
   });
 
   api.get<{ Querystring: Query }>('/subscribers/export', async (request, reply) => {
     const list = await knownList(app, text(request.query, 'list'));
-    const repo = await app.subscribers();
     const body = new PassThrough();
-    // The CSV is written as the client reads it: exportSubscribersCsv waits while `body` is full.
-    exportSubscribersCsv(repo, body, { list }).catch((error: unknown) => {
+    // The CSV is written as the client reads it: the export waits while `body` is full.
+    app.subscribers.export(body, { list }).catch((error: unknown) => {
       request.log.error({ err: error }, 'export failed');
       body.destroy(error instanceof Error ? error : new Error(String(error)));
     });
@@ -105,7 +98,7 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
       .send(body);
   });
 
-  api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await withSuppression(app, await findSubscriber(app, request.params.email))));
+  api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await app.subscribers.find(request.params.email)));
 
   api.post<{ Body: unknown }>('/subscribers', async (request, reply) => {
     if (typeof request.body !== 'object' || request.body === null || Array.isArray(request.body)) {
@@ -113,25 +106,24 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     }
     const fields = request.body as Record<string, unknown>;
     if (fields.confirmed !== undefined && typeof fields.confirmed !== 'boolean') throw new InputError('confirmed: expected true or false');
-    const added = await (await app.subscriptions()).add({ ...fields, email: fields.email, confirmed: fields.confirmed === true, source: 'api' });
-    return reply.status(201).send(subscriberJson(await withSuppression(app, added)));
+    const added = await app.subscribers.add({ ...fields, email: fields.email, confirmed: fields.confirmed === true, source: 'api' });
+    return reply.status(201).send(subscriberJson(added));
   });
 
   api.delete<{ Params: { email: string } }>('/subscribers/:email', async (request, reply) => {
-    const subscriber = await findSubscriber(app, request.params.email);
-    if (!(await (await app.subscribers()).remove(subscriber.id))) throw new NotFoundError(`no subscriber with the address ${subscriber.email}`);
+    const subscriber = await app.subscribers.remove(request.params.email);
     request.log.info({ subscriber: subscriber.id }, 'subscriber erased');
     return reply.status(204).send();
   });
 
   api.delete<{ Params: { email: string } }>('/subscribers/:email/suppression', async (request) => {
-    const lifted = await liftSuppression(await app.subscribers(), request.params.email, app.now());
+    const lifted = await app.subscribers.unsuppress(request.params.email);
     request.log.info({ reason: lifted.reason, status: lifted.status }, 'suppression lifted');
     return liftedJson(lifted);
   });
 
   api.post<{ Params: { id: string } }>('/editions/:id/unsuppress', async (request) => {
-    const lifted = await liftEditionSuppressions({ store: await app.subscribers(), editions: await app.editions() }, request.params.id, app.now());
+    const lifted = await app.subscribers.unsuppressEdition(request.params.id);
     request.log.info({ edition: request.params.id, lifted: lifted.length }, 'edition bounces lifted');
     return { lifted: lifted.map(liftedJson) };
   });
@@ -140,10 +132,6 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
 /** A lifted suppression: the address, what its suppression was, and the subscriber's status now (null: no subscriber has it). */
 function liftedJson(lifted: LiftedSuppression) {
   return { email: lifted.email, ...suppressionJson(lifted), status: lifted.status };
-}
-
-async function withSuppression(app: App, subscriber: SubscriberWithLists): Promise<WithSuppression<SubscriberWithLists>> {
-  return (await (await app.subscribers()).attachSuppressions([subscriber]))[0]!;
 }
 
 /**
@@ -162,14 +150,7 @@ function registerImportRoute(csv: FastifyInstance, app: App, limit: number): voi
     const file = await spoolFile(app);
     try {
       await spoolBody(request.body, file, limit);
-      const summary = await importSubscribersCsv(() => createReadStream(file), {
-        repo: await app.subscribers(),
-        lists: (await app.content()).site.lists,
-        list,
-        confirmed,
-        now: app.now(),
-        source: 'import',
-      });
+      const summary = await app.subscribers.import({ open: () => createReadStream(file), list, confirmed });
       request.log.info({ rows: summary.rows, imported: summary.imported, invalid: summary.invalidCount }, 'subscribers imported');
       return summaryJson(summary, confirmed);
     } finally {
@@ -192,19 +173,8 @@ function summaryJson(summary: ImportSummary, confirmed: boolean) {
   };
 }
 
-async function findSubscriber(app: App, email: string): Promise<SubscriberWithLists> {
-  const address = parseEmailAddress(email);
-  if ('error' in address) throw new InputError(address.error);
-  const subscriber = await (await app.subscribers()).findByEmail(address.key);
-  if (!subscriber) throw new NotFoundError(`no subscriber with the address ${address.address}`);
-  return subscriber;
-}
-
 async function knownList(app: App, slug: string | undefined): Promise<string | undefined> {
-  if (slug === undefined || slug === '') return undefined;
-  const known = (await app.content()).site.lists;
-  if (!known.some((l) => l.slug === slug)) throw new InputError(`list: unknown list "${slug.slice(0, 60)}" (known: ${known.map((l) => l.slug).join(', ')})`);
-  return slug;
+  return slug === undefined || slug === '' ? undefined : app.subscribers.knownList(slug, 'list');
 }
 
 function text(query: Query, key: string): string | undefined {

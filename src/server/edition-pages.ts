@@ -14,7 +14,7 @@ const EMAIL_PAGE_CSP = "default-src 'none'; img-src https: data:; style-src 'uns
 export function registerEditionPages(server: FastifyInstance, context: ServerContext): void {
   server.get<{ Params: { id: string } }>('/editions/:id', async (request, reply) => {
     const id = /^[1-9][0-9]{0,9}$/.test(request.params.id) ? Number(request.params.id) : undefined;
-    const edition = id === undefined ? undefined : await (await context.app.editions()).find(id);
+    const edition = id === undefined ? undefined : await context.app.editions.find(id).catch((error: unknown) => (error instanceof NotFoundError ? undefined : Promise.reject(error)));
     if (!edition || edition.status === 'draft') throw new NotFoundError(`no edition ${request.params.id.slice(0, 40)}`);
     const base = edition.origin?.baseUrl ?? (await context.feeds.current()).content.site.baseUrl;
     const values = recipientValues({ greeting: 'Hello,', email: 'you', unsubscribe_url: `${base}/unsubscribe`, preferences_url: `${base}/preferences` });

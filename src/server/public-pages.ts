@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { Site, Story } from '../content/model.ts';
+import type { Site, Story } from '../model/content.ts';
 import { NotFoundError } from '../errors.ts';
-import { FREQUENCIES } from '../store/schema.ts';
+import { FREQUENCIES } from '../model/subscriber.ts';
 import { cachedFile, type CachedFile, type SiteSnapshot } from './feed-cache.ts';
 import { sendCached } from './feed-routes.ts';
 import type { ServerContext } from './server.ts';

@@ -1,8 +1,7 @@
 import type { FastifyInstance } from 'fastify';
-import type { App } from '../app.ts';
-import { InputError, NotFoundError } from '../errors.ts';
-import { addScheduleWithNotes, cancelSchedule, scheduleId, scheduleView, upcomingFires, type ScheduleRequest } from '../schedule/manage-schedules.ts';
-import { schedulesRepo } from '../schedule/start-scheduler.ts';
+import { InputError } from '../errors.ts';
+import type { ScheduleRequest } from '../schedule/manage-schedules.ts';
+import { fireJson } from '../schedule/schedule-use-cases.ts';
 import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
@@ -22,31 +21,25 @@ export function registerScheduleApi(server: FastifyInstance, context: ServerCont
   void server.register(
     async (api) => {
       api.addHook('onRequest', async (request, reply) => checkAdminAccess(app.config.adminToken, request, reply));
-      api.get('/', async () => {
-        const schedules = await schedulesRepo(app);
-        return { schedules: await Promise.all((await schedules.list()).map((row) => scheduleView(schedules, row, app.now()))) };
-      });
+      api.get('/', async () => ({ schedules: await app.schedules.list() }));
       api.post<{ Body: unknown }>('/', async (request, reply) => {
-        const schedules = await schedulesRepo(app);
-        const { schedule: row, notes } = await addScheduleWithNotes({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, requestFrom(request.body));
-        request.log.info({ schedule: row.id, kind: row.kind }, 'schedule added');
-        return reply.status(201).send({ ...(await scheduleView(schedules, row, app.now())), notes });
+        const { schedule, view, notes } = await app.schedules.add(requestFrom(request.body));
+        request.log.info({ schedule: schedule.id, kind: schedule.kind }, 'schedule added');
+        return reply.status(201).send({ ...view, notes });
       });
       api.get<{ Params: { id: string } }>('/:id', async (request) => {
-        const schedules = await schedulesRepo(app);
-        const row = await findSchedule(app, request.params.id);
-        return { ...(await scheduleView(schedules, row, app.now())), fires: await schedules.fires(row.id, 20) };
+        const { view, fires, stories } = await app.schedules.show(request.params.id, 20);
+        return { ...view, fires: fires.map(fireJson), ...(view.kind === 'on-publish' ? { stories: stories.map((s) => ({ story: s.slug, edition_id: s.editionId, at: s.at })) } : {}) };
       });
       api.get<{ Params: { id: string }; Querystring: Record<string, string | string[] | undefined> }>('/:id/next', async (request) => {
-        const row = await findSchedule(app, request.params.id);
-        const count = countParam(request.query.count);
-        return { id: row.id, kind: row.kind, status: row.status, fires: upcomingFires(row, app.now(), count) };
+        const [entry] = await app.schedules.next(request.params.id, countParam(request.query.count));
+        const { schedule, fires } = entry!;
+        return { id: schedule.id, kind: schedule.kind, status: schedule.status, fires };
       });
       api.delete<{ Params: { id: string } }>('/:id', async (request) => {
-        const schedules = await schedulesRepo(app);
-        const row = await cancelSchedule({ schedules, now: app.now() }, scheduleId(request.params.id));
-        request.log.info({ schedule: row.id }, 'schedule cancelled');
-        return scheduleView(schedules, row, app.now());
+        const { schedule, view } = await app.schedules.cancel(request.params.id);
+        request.log.info({ schedule: schedule.id }, 'schedule cancelled');
+        return view;
       });
     },
     { prefix: '/api/schedules' },
@@ -85,12 +78,6 @@ function requestFrom(body: unknown): ScheduleRequest {
     onPublish: bool('on_publish'),
     allowDuplicate: bool('allow_duplicate'),
   };
-}
-
-async function findSchedule(app: App, id: string) {
-  const row = await (await schedulesRepo(app)).find(scheduleId(id));
-  if (!row) throw new NotFoundError(`no schedule ${id}`);
-  return row;
 }
 
 function countParam(value: string | string[] | undefined): number {

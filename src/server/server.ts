@@ -87,7 +87,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   // Healthy only while the database answers: a supervisor restarts a server whose store is gone.
   server.get('/healthz', async (_request, reply) => {
     try {
-      await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute();
+      await app.checkDatabase();
       return { ok: true };
     } catch (error) {
       return reply.status(503).send({ ok: false, error: (error as Error).message });

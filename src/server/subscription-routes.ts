@@ -1,13 +1,10 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InputError } from '../errors.ts';
-import { LinkError } from '../subscribers/link-error.ts';
-import type { SubscriberWithLists } from '../store/subscribers-repo.ts';
-import { FREQUENCIES } from '../store/schema.ts';
+import { FREQUENCIES, type Subscriber } from '../model/subscriber.ts';
 import type { SubscribeOutcome } from '../subscribers/subscription-service.ts';
 import { homeWithFormError } from './public-pages.ts';
-import type { ServerContext } from './server.ts';
-import { wantsJson } from './server.ts';
+import { type ServerContext, wantsJson } from './server.ts';
 
 type TokenQuery = { Querystring: { token?: string } };
 type FormBody = Record<string, unknown> | undefined;
@@ -102,17 +99,13 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
   server.get<TokenQuery>('/unsubscribe', async (request, reply) => {
     if (request.query.token === undefined) return noTokenPage(reply, 'unsubscribe');
     const token = requireToken(request);
-    const tokens = await app.tokens();
-    const check = tokens.verify(token, 'unsubscribe', app.now());
-    const subscriber = check.ok ? await (await app.subscribers()).findById(check.subscriberId) : undefined;
-    if (!check.ok) throw new LinkError(check.problem);
-    if (!subscriber) throw new LinkError('unknown-subscriber');
+    const { subscriber, preferencesToken } = await (await app.subscriptions()).checkUnsubscribe(token);
     if (subscriber.status === 'unsubscribed') return unsubscribedPage(reply, subscriber);
     return page(reply, 200, 'unsubscribe', {
       title: 'Unsubscribe',
       email: subscriber.email,
       token,
-      preferencesToken: tokens.sign(subscriber.id, 'preferences'),
+      preferencesToken,
     });
   });
 
@@ -139,7 +132,7 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     return preferencesPage(reply, token, subscriber, true);
   });
 
-  async function unsubscribedPage(reply: FastifyReply, subscriber: SubscriberWithLists) {
+  async function unsubscribedPage(reply: FastifyReply, subscriber: Subscriber) {
     return page(reply, 200, 'message', {
       title: 'Unsubscribed',
       heading: 'You are unsubscribed',
@@ -148,7 +141,7 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     });
   }
 
-  async function preferencesPage(reply: FastifyReply, token: string, subscriber: SubscriberWithLists, saved: boolean) {
+  async function preferencesPage(reply: FastifyReply, token: string, subscriber: Subscriber, saved: boolean) {
     const { site } = await context.feeds.current().then((s) => s.content);
     const current = subscriber.lists[0]?.frequency ?? 'instant';
     return page(reply, 200, 'preferences', {

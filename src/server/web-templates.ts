@@ -1,7 +1,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import Handlebars from 'handlebars';
-import type { Site } from '../content/model.ts';
+import type { Site } from '../model/content.ts';
 import { RenderError } from '../errors.ts';
 import { tagSlug } from '../feed/tags.ts';
 import { dateFormatter } from '../render/compile-edition.ts';

@@ -1,15 +1,15 @@
 import { sql, type Kysely } from 'kysely';
 import type { ClaimResult, DeliveryLedger, DeliveryOutcome, DeliveryToSend, OutcomeRecord } from '../delivery/delivery-ledger.ts';
-import type { Audience, Database, DeliveryStatus } from './schema.ts';
-
-/** Counts of an edition's deliveries by status; `sending` are the queued ones a worker holds right now. */
-export type DeliveryCounts = Record<DeliveryStatus, number> & { sending: number };
+import type { DeliveryRecords } from '../edition/edition-records.ts';
+import type { Database } from './schema.ts';
+import type { DeliveryCounts } from '../model/delivery.ts';
+import type { Audience } from '../model/edition.ts';
 
 /** Rows per statement: keeps IN lists far below SQLite's limits. */
 const CHUNK = 500;
 
 /** The delivery ledger: one row per (edition, subscriber), the truth about who was sent what. */
-export class DeliveriesRepo implements DeliveryLedger {
+export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => Date = () => new Date(),

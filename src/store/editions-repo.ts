@@ -1,39 +1,18 @@
 import { sql, type Kysely } from 'kysely';
-import type { EditionOrigin } from '../content/model.ts';
+import type { EditionOrigin } from '../model/content.ts';
 import type { EditionStore } from '../delivery/edition-store.ts';
+import type { EditionRecords, NewEdition } from '../edition/edition-records.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
-import type { Audience, Database, EditionRow, EditionStatus, PauseKind } from './schema.ts';
+import type { Database, EditionRow } from './schema.ts';
+import { FINISHED_STATUSES, type Audience, type Edition, type EditionStatus, type EditionSummary, type PauseKind } from '../model/edition.ts';
 
-/** An edition as stored, with its compiled render and origin decoded. */
-export interface StoredEdition extends Omit<EditionRow, 'story_slugs' | 'compiled' | 'origin'> {
-  storySlugs: string[];
-  compiled: CompiledEdition;
-  /** Undefined for editions made before the origin was kept: their sender and links come from site.yaml. */
-  origin: EditionOrigin | undefined;
-}
-
-/** A new edition to store. */
-export interface NewEdition {
-  listSlug: string;
-  kind: 'story' | 'digest';
-  audience: Audience;
-  storySlugs: string[];
-  compiled: CompiledEdition;
-  origin: EditionOrigin;
-  htmlBytes: number;
-  coversUntil: Date;
-  scheduleId?: number | null;
-}
-
-/** Statuses of an edition whose send is over. */
-export const FINISHED_STATUSES: readonly EditionStatus[] = ['sent', 'incomplete', 'failed'];
 
 /** The first wait after an outage pause; each further one doubles it, up to OUTAGE_BACKOFF_MAX_MS. */
 export const OUTAGE_BACKOFF_MS = 30_000;
 export const OUTAGE_BACKOFF_MAX_MS = 15 * 60_000;
 
 /** Editions, their compiled renders and the state of their sends. */
-export class EditionsRepo {
+export class EditionsRepo implements EditionRecords {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => Date = () => new Date(),
@@ -85,23 +64,24 @@ export class EditionsRepo {
   }
 
   /** The edition with this id. */
-  async find(id: number): Promise<StoredEdition | undefined> {
+  async find(id: number): Promise<Edition | undefined> {
     const row = await this.db.selectFrom('editions').selectAll().where('id', '=', id).executeTakeFirst();
     return row && decode(row);
   }
 
   /** All editions, newest first, without their compiled render (for listings). */
-  async list(limit = 100): Promise<Omit<EditionRow, 'compiled' | 'origin'>[]> {
-    return this.db
+  async list(limit = 100): Promise<EditionSummary[]> {
+    const rows = await this.db
       .selectFrom('editions')
       .select(['id', 'list_slug', 'kind', 'audience', 'subject', 'preheader', 'story_slugs', 'html_bytes', 'covers_until', 'status', 'last_error', 'created_at', 'enqueued_at', 'completed_at', 'schedule_id', 'pause_kind', 'resume_at', 'outage_pauses', 'audience_closed_at'])
       .orderBy('id', 'desc')
       .limit(limit)
       .execute();
+    return rows.map(summaryOf);
   }
 
   /** The newest edition of a list that was sent (or is being sent): where --since-last starts. */
-  async lastSent(listSlug: string, audience?: Audience): Promise<StoredEdition | undefined> {
+  async lastSent(listSlug: string, audience?: Audience): Promise<Edition | undefined> {
     let query = this.db.selectFrom('editions').selectAll().where('list_slug', '=', listSlug).where('status', 'in', ['sending', 'paused', ...FINISHED_STATUSES]);
     if (audience) query = query.where('audience', 'in', ['all', audience]);
     const row = await query.orderBy('covers_until', 'desc').orderBy('id', 'desc').executeTakeFirst();
@@ -227,13 +207,35 @@ export class EditionsRepo {
   }
 }
 
-function decode(row: EditionRow): StoredEdition {
-  const { story_slugs, compiled, origin, ...rest } = row;
+function summaryOf(row: Omit<EditionRow, 'compiled' | 'origin'>): EditionSummary {
   return {
-    ...rest,
-    storySlugs: JSON.parse(story_slugs) as string[],
-    compiled: JSON.parse(compiled) as CompiledEdition,
-    origin: origin ? (JSON.parse(origin) as EditionOrigin) : undefined,
+    id: row.id,
+    listSlug: row.list_slug,
+    kind: row.kind,
+    audience: row.audience,
+    subject: row.subject,
+    preheader: row.preheader,
+    storySlugs: JSON.parse(row.story_slugs) as string[],
+    htmlBytes: row.html_bytes,
+    coversUntil: row.covers_until,
+    status: row.status,
+    lastError: row.last_error,
+    pauseKind: row.pause_kind,
+    resumeAt: row.resume_at,
+    outagePauses: row.outage_pauses ?? 0,
+    createdAt: row.created_at,
+    enqueuedAt: row.enqueued_at,
+    completedAt: row.completed_at,
+    scheduleId: row.schedule_id,
+    audienceClosedAt: row.audience_closed_at,
+  };
+}
+
+function decode(row: EditionRow): Edition {
+  return {
+    ...summaryOf(row),
+    compiled: JSON.parse(row.compiled) as CompiledEdition,
+    origin: row.origin ? (JSON.parse(row.origin) as EditionOrigin) : undefined,
   };
 }
 
@@ -242,7 +244,7 @@ export function editionStoreOf(repo: EditionsRepo): EditionStore {
   return {
     async find(id) {
       const edition = await repo.find(id);
-      return edition && { id: edition.id, listSlug: edition.list_slug, compiled: edition.compiled, origin: edition.origin };
+      return edition && { id: edition.id, listSlug: edition.listSlug, compiled: edition.compiled, origin: edition.origin };
     },
     pausedIds: () => repo.pausedIds(),
     pause: (id, kind, reason) => repo.pause(id, kind, reason),

@@ -1,18 +1,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { NoticeOutbox, NoticeOutcome, NoticeToSend } from '../delivery/notice-sender.ts';
-import type { Database, NoticeKind } from './schema.ts';
-
-/** A notice to queue: the whole message, built by the subscription flow. */
-export interface NewNotice {
-  kind: NoticeKind;
-  subscriberId: number | null;
-  email: string;
-  mailboxKey: string;
-  ip: string | null;
-  envelopeFrom: string;
-  messageKey: string;
-  raw: string;
-}
+import type { Database } from './schema.ts';
+import type { NewNotice, NoticeKind } from '../model/notice.ts';
 
 /** Transactional messages waiting for a worker, and how many went to a mailbox or IP lately. */
 export class NoticesRepo implements NoticeOutbox {

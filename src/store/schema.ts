@@ -1,12 +1,12 @@
 import type { Generated, Insertable, Selectable } from 'kysely';
+import type { DeliveryStatus } from '../model/delivery.ts';
+import type { Audience, EditionKind, EditionStatus, PauseKind } from '../model/edition.ts';
+import type { NoticeKind, NoticeStatus } from '../model/notice.ts';
+import type { FireStatus, ScheduleKind, ScheduleStatus } from '../model/schedule.ts';
+import type { Frequency, SubscriberStatus, SuppressionReason } from '../model/subscriber.ts';
 
-/** Where a subscriber stands. */
-export type SubscriberStatus = 'pending' | 'active' | 'unsubscribed' | 'bounced' | 'complained';
-
-/** How often a subscriber wants a list's stories. */
-export type Frequency = 'instant' | 'daily' | 'weekly';
-
-export const FREQUENCIES: readonly Frequency[] = ['instant', 'daily', 'weekly'];
+// The tables as the database holds them: the store's own business. The rest of Gazette works on
+// the domain types of src/model/, which the repositories translate these rows into.
 
 /** Timestamps are ISO 8601 UTC strings: they sort as text and read the same on SQLite and Postgres. */
 type Timestamp = string;
@@ -37,9 +37,6 @@ export interface SubscriptionsTable {
   created_at: Timestamp;
 }
 
-/** Why an address is suppressed. */
-export type SuppressionReason = 'bounced' | 'complained' | 'manual';
-
 export interface SuppressionsTable {
   email_key: string;
   reason: SuppressionReason;
@@ -49,22 +46,10 @@ export interface SuppressionsTable {
   delivery_id: number | null;
 }
 
-/**
- * Where an edition's send stands. `sent`: every delivery done and none failed; `incomplete`: done,
- * some failed after their retries; `failed`: every delivery failed; `paused`: held (see pause_kind).
- */
-export type EditionStatus = 'draft' | 'sending' | 'paused' | 'sent' | 'incomplete' | 'failed';
-
-/** Why an edition is paused: the server refuses us (fix, then resume), an outage (resumed by itself), or an operator. */
-export type PauseKind = 'refused' | 'outage' | 'operator';
-
-/** Who of a list's subscribers an edition goes to: everyone, or those at one frequency. */
-export type Audience = 'all' | Frequency;
-
 export interface EditionsTable {
   id: Generated<number>;
   list_slug: string;
-  kind: 'story' | 'digest';
+  kind: EditionKind;
   audience: Audience;
   subject: string;
   preheader: string;
@@ -92,9 +77,6 @@ export interface EditionsTable {
   /** When the first send had added every subscriber: later sends add nobody new unless asked to. */
   audience_closed_at: Timestamp | null;
 }
-
-/** Where one delivery stands. */
-export type DeliveryStatus = 'queued' | 'sent' | 'failed' | 'bounced' | 'skipped';
 
 export interface DeliveriesTable {
   id: Generated<number>;
@@ -139,12 +121,6 @@ export interface QueueHoldsTable {
   group_id: number;
   created_at: Timestamp;
 }
-
-/** What a notice is: the confirmation of a subscription, the welcome after it, a reminder to an active subscriber, or an alert to the editors. */
-export type NoticeKind = 'confirm' | 'welcome' | 'already-subscribed' | 'alert';
-
-/** Where a notice stands. */
-export type NoticeStatus = 'queued' | 'sent' | 'failed' | 'bounced';
 
 /** Transactional messages (confirmations, welcomes), built whole when asked for and sent by a worker. */
 export interface NoticesTable {
@@ -192,12 +168,6 @@ export type SubscriptionRow = Selectable<SubscriptionsTable>;
 export type EditionRow = Selectable<EditionsTable>;
 export type DeliveryRow = Selectable<DeliveriesTable>;
 
-/** What a schedule does: send one edition at an instant, a digest on a cron rule, or each new story. */
-export type ScheduleKind = 'one-off' | 'recurring' | 'on-publish';
-
-/** Whether a schedule still fires: a one-off is done after its fire; cancelled ones never fire again. */
-export type ScheduleStatus = 'active' | 'cancelled' | 'done';
-
 export interface SchedulesTable {
   id: Generated<number>;
   kind: ScheduleKind;
@@ -217,12 +187,6 @@ export interface SchedulesTable {
   /** Changes on every edit: schedulers in other processes reload the schedule when it moves. */
   updated_at: Timestamp;
 }
-
-/**
- * How one fire went: claimed and in progress, sent, skipped (empty digest), missed (too late),
- * retrying (it failed; tried again at next_attempt_at, within the grace period), failed (for good).
- */
-export type FireStatus = 'running' | 'sent' | 'skipped' | 'missed' | 'retrying' | 'failed';
 
 /** One fire of a schedule; (schedule_id, fire_at) is unique, so a fire happens at most once. */
 export interface ScheduleFiresTable {

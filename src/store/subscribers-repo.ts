@@ -1,46 +1,7 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database, Frequency, SubscriberRow, SubscriberStatus, SuppressionReason } from './schema.ts';
-
-/** A list a subscriber wants, at a pace. */
-export interface ListChoice {
-  slug: string;
-  frequency: Frequency;
-}
-
-/** A subscriber with their lists. */
-export interface SubscriberWithLists extends SubscriberRow {
-  lists: ListChoice[];
-}
-
-/** One page of a subscriber listing. */
-export interface SubscriberPage {
-  total: number;
-  page: number;
-  perPage: number;
-  subscribers: SubscriberWithLists[];
-}
-
-/** Why and since when an address is suppressed; a bounce also names its delivery and that delivery's edition. */
-export interface Suppression {
-  reason: SuppressionReason;
-  detail: string | null;
-  /** When it was suppressed (ISO 8601 UTC). */
-  since: string;
-  deliveryId: number | null;
-  editionId: number | null;
-}
-
-/** A subscriber (or any row with an address) with its suppression, null when it may be mailed. */
-export type WithSuppression<T> = T & { suppression: Suppression | null };
-
-/** A suppression taken off the list, and where its subscriber stands now. */
-export interface LiftedSuppression extends Suppression {
-  emailKey: string;
-  /** The subscriber's address as they gave it; the key when no subscriber has it (erased, or never imported). */
-  email: string;
-  /** The subscriber's status after the lift; null when no subscriber has the address. */
-  status: SubscriberStatus | null;
-}
+import type { SubscriberRecords } from '../subscribers/subscription-service.ts';
+import type { Database, SubscriberRow } from './schema.ts';
+import type { LiftedSuppression, ListChoice, NewSubscriber, Subscriber, SubscriberPage, SubscriberStatus, Suppression, WithSuppression } from '../model/subscriber.ts';
 
 /** Statuses a suppression caused, so lifting it undoes them; others (pending, unsubscribed) are the person's own choice. */
 const SUPPRESSED_STATUSES: readonly SubscriberStatus[] = ['bounced', 'complained'];
@@ -48,29 +9,18 @@ const SUPPRESSED_STATUSES: readonly SubscriberStatus[] = ['bounced', 'complained
 /** Addresses per IN list: a CLI batch (1000) or an API page (500) is one query, far below SQLite's 32,766 bound values. */
 const KEYS_PER_QUERY = 1000;
 
-/** A new subscriber to insert (by import, API or form). */
-export interface NewSubscriber {
-  email: string;
-  emailKey: string;
-  name: string | null;
-  status: SubscriberStatus;
-  source: string;
-  consentIp: string | null;
-  lists: ListChoice[];
-}
-
 /** Subscribers, their list subscriptions and the suppression list. */
-export class SubscribersRepo {
+export class SubscribersRepo implements SubscriberRecords {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** The subscriber with this address (any case), with lists. */
-  async findByEmail(emailKey: string): Promise<SubscriberWithLists | undefined> {
+  async findByEmail(emailKey: string): Promise<Subscriber | undefined> {
     const row = await this.db.selectFrom('subscribers').selectAll().where('email_key', '=', emailKey).executeTakeFirst();
     return row && this.withLists(row);
   }
 
   /** The subscriber with this id, with lists. */
-  async findById(id: number): Promise<SubscriberWithLists | undefined> {
+  async findById(id: number): Promise<Subscriber | undefined> {
     const row = await this.db.selectFrom('subscribers').selectAll().where('id', '=', id).executeTakeFirst();
     return row && this.withLists(row);
   }
@@ -196,7 +146,7 @@ export class SubscribersRepo {
   }
 
   /** Subscribers in id order after `afterId`, `limit` at a time, with lists: for streaming exports. */
-  async batchAfter(afterId: number, limit: number, list?: string): Promise<SubscriberWithLists[]> {
+  async batchAfter(afterId: number, limit: number, list?: string): Promise<Subscriber[]> {
     let query = this.db.selectFrom('subscribers').selectAll().where('id', '>', afterId);
     if (list) query = query.where('id', 'in', (eb) => eb.selectFrom('subscriptions').select('subscriber_id').where('list_slug', '=', list));
     return this.attachLists(await query.orderBy('id').limit(limit).execute());
@@ -244,9 +194,9 @@ export class SubscribersRepo {
   }
 
   /** Each row with its suppression (null when none): one query per 1,000 rows, for list pages. */
-  async attachSuppressions<T extends { email_key: string }>(rows: T[]): Promise<WithSuppression<T>[]> {
-    const found = await this.suppressionsOf(rows.map((r) => r.email_key));
-    return rows.map((row) => ({ ...row, suppression: found.get(row.email_key) ?? null }));
+  async attachSuppressions<T extends { emailKey: string }>(rows: T[]): Promise<WithSuppression<T>[]> {
+    const found = await this.suppressionsOf(rows.map((r) => r.emailKey));
+    return rows.map((row) => ({ ...row, suppression: found.get(row.emailKey) ?? null }));
   }
 
   /**
@@ -280,11 +230,11 @@ export class SubscribersRepo {
     return found;
   }
 
-  private async withLists(row: SubscriberRow): Promise<SubscriberWithLists> {
+  private async withLists(row: SubscriberRow): Promise<Subscriber> {
     return (await this.attachLists([row]))[0]!;
   }
 
-  private async attachLists(rows: SubscriberRow[]): Promise<SubscriberWithLists[]> {
+  private async attachLists(rows: SubscriberRow[]): Promise<Subscriber[]> {
     if (rows.length === 0) return [];
     const subs = await this.db
       .selectFrom('subscriptions')
@@ -298,8 +248,26 @@ export class SubscribersRepo {
       list.push({ slug: s.list_slug, frequency: s.frequency });
       byId.set(s.subscriber_id, list);
     }
-    return rows.map((row) => ({ ...row, lists: byId.get(row.id) ?? [] }));
+    return rows.map((row) => subscriberOf(row, byId.get(row.id) ?? []));
   }
+}
+
+function subscriberOf(row: SubscriberRow, lists: ListChoice[]): Subscriber {
+  return {
+    id: row.id,
+    email: row.email,
+    emailKey: row.email_key,
+    name: row.name,
+    status: row.status,
+    source: row.source,
+    consentIp: row.consent_ip,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    confirmedAt: row.confirmed_at,
+    unsubscribedAt: row.unsubscribed_at,
+    confirmationSentAt: row.confirmation_sent_at,
+    lists,
+  };
 }
 
 /**

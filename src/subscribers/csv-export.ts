@@ -1,12 +1,11 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
-import type { SubscriberStatus, SuppressionReason } from '../store/schema.ts';
-import type { ListChoice, Suppression, SubscriberWithLists, WithSuppression } from '../store/subscribers-repo.ts';
+import type { ListChoice, Subscriber, SubscriberStatus, Suppression, SuppressionReason, WithSuppression } from '../model/subscriber.ts';
 
 /** What an export needs from the store; SubscribersRepo provides it. */
 export interface ExportRepo {
-  batchAfter(afterId: number, limit: number, list?: string): Promise<SubscriberWithLists[]>;
+  batchAfter(afterId: number, limit: number, list?: string): Promise<Subscriber[]>;
 }
 
 /** The columns of an export, in order; `gazette subscribers import` reads the same file back. */
@@ -40,15 +39,15 @@ export function suppressionJson(s: Suppression): SuppressionJson {
 }
 
 /** The stable JSON shape of a subscriber; the suppression must be looked up (SubscribersRepo.attachSuppressions), never guessed. */
-export function subscriberJson(s: WithSuppression<SubscriberWithLists>): SubscriberJson {
+export function subscriberJson(s: WithSuppression<Subscriber>): SubscriberJson {
   return {
     id: s.id,
     email: s.email,
     name: s.name,
     status: s.status,
     lists: s.lists.map((l) => ({ slug: l.slug, frequency: l.frequency })),
-    created_at: s.created_at,
-    confirmed_at: s.confirmed_at,
+    created_at: s.createdAt,
+    confirmed_at: s.confirmedAt,
     source: s.source,
     suppression: s.suppression && suppressionJson(s.suppression),
   };
@@ -76,7 +75,7 @@ export async function exportSubscribersCsv(
       const batch = await repo.batchAfter(afterId, batchSize, options.list);
       for (const s of batch) {
         count += 1;
-        yield [s.email, s.name ?? '', s.status, formatLists(s.lists), s.created_at, s.confirmed_at ?? '', s.source].map(escapeFormula);
+        yield [s.email, s.name ?? '', s.status, formatLists(s.lists), s.createdAt, s.confirmedAt ?? '', s.source].map(escapeFormula);
       }
       if (batch.length < batchSize) return;
       afterId = batch[batch.length - 1]!.id;

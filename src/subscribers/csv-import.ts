@@ -1,9 +1,8 @@
 import type { Readable } from 'node:stream';
 import { CsvError, Parser } from 'csv-parse';
-import type { MailingList } from '../content/model.ts';
+import type { MailingList } from '../model/content.ts';
 import { InputError } from '../errors.ts';
-import { FREQUENCIES, type Frequency, type SubscriberStatus } from '../store/schema.ts';
-import type { ListChoice, NewSubscriber } from '../store/subscribers-repo.ts';
+import { FREQUENCIES, type Frequency, type ListChoice, type NewSubscriber, type SubscriberStatus } from '../model/subscriber.ts';
 import { parseDisplayName } from './display-name.ts';
 import { parseEmailAddress } from './email-address.ts';
 

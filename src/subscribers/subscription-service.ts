@@ -1,5 +1,5 @@
 import { publishedStories } from '../content/load-content.ts';
-import type { Content, MailingList, Site } from '../content/model.ts';
+import type { Content, MailingList, Site } from '../model/content.ts';
 import { prepareMessageTemplate, renderMessage, type MessageTemplate } from '../delivery/mime-message.ts';
 import { composeEdition } from '../edition/compose-edition.ts';
 import { ConflictError, InputError } from '../errors.ts';
@@ -8,9 +8,8 @@ import type { TokenPurpose, TokenSigner } from '../links/tokens.ts';
 import { compileEdition, compileEmail } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import { recipientValues, slotMarker } from '../render/slots.ts';
-import type { NewNotice } from '../store/notices-repo.ts';
-import { FREQUENCIES, type Frequency, type NoticeKind } from '../store/schema.ts';
-import type { ListChoice, SubscribersRepo, SubscriberWithLists } from '../store/subscribers-repo.ts';
+import type { NewNotice, NoticeKind } from '../model/notice.ts';
+import { FREQUENCIES, type Frequency, type ListChoice, type NewSubscriber, type Subscriber, type SubscriberStatus } from '../model/subscriber.ts';
 import { parseDisplayName } from './display-name.ts';
 import { parseEmailAddress } from './email-address.ts';
 import { LinkError } from './link-error.ts';
@@ -42,9 +41,22 @@ export interface NoticeQueue {
   countSince(by: { mailboxKey: string } | { ip: string }, kinds: readonly NoticeKind[], since: Date): Promise<number>;
 }
 
+/** The subscribers as the service reads and changes them. */
+export interface SubscriberRecords {
+  findByEmail(emailKey: string): Promise<Subscriber | undefined>;
+  findById(id: number): Promise<Subscriber | undefined>;
+  /** Inserts a subscriber and their lists; returns the id. Fails on an address that exists. */
+  insert(subscriber: NewSubscriber, now: Date): Promise<number>;
+  setStatus(id: number, status: SubscriberStatus, now: Date): Promise<void>;
+  refresh(id: number, fields: { name?: string | null; consentIp?: string | null; source?: string; status?: SubscriberStatus }, now: Date): Promise<void>;
+  markConfirmationSent(id: number, now: Date): Promise<void>;
+  replaceLists(id: number, lists: ListChoice[], now: Date): Promise<void>;
+  isSuppressed(emailKey: string): Promise<boolean>;
+}
+
 /** What the service needs from the rest of the app. */
 export interface SubscriptionDeps {
-  repo: SubscribersRepo;
+  repo: SubscriberRecords;
   notices: NoticeQueue;
   /** Tells a worker in this process that a notice is waiting (it would find it at its next poll anyway). */
   wake: () => void;
@@ -128,7 +140,7 @@ export class SubscriptionService {
    * (the operator asserts consent), else pending with a confirmation email. ConflictError when
    * the address is already known or suppressed.
    */
-  async add(request: { email: unknown; name?: unknown; lists?: unknown; frequency?: unknown; confirmed: boolean; source: string }): Promise<SubscriberWithLists> {
+  async add(request: { email: unknown; name?: unknown; lists?: unknown; frequency?: unknown; confirmed: boolean; source: string }): Promise<Subscriber> {
     const { repo } = this.deps;
     const email = parseEmailAddress(request.email);
     if ('error' in email) throw new InputError(email.error);
@@ -148,7 +160,7 @@ export class SubscriptionService {
   }
 
   /** Activates the subscriber a confirm token names, and queues the welcome email once. */
-  async confirm(token: string): Promise<SubscriberWithLists> {
+  async confirm(token: string): Promise<Subscriber> {
     const subscriber = await this.subscriberFor(token, 'confirm');
     if (subscriber.status === 'active') return subscriber;
     if (subscriber.status !== 'pending') throw new LinkError('not-pending');
@@ -159,14 +171,23 @@ export class SubscriptionService {
   }
 
   /** Checks a confirm token without using it: the page a link opens shows a button that POSTs. */
-  async checkConfirm(token: string): Promise<SubscriberWithLists> {
+  async checkConfirm(token: string): Promise<Subscriber> {
     const subscriber = await this.subscriberFor(token, 'confirm');
     if (subscriber.status !== 'pending' && subscriber.status !== 'active') throw new LinkError('not-pending');
     return subscriber;
   }
 
+  /**
+   * Checks an unsubscribe token without using it: a GET shows a button (mail scanners follow links),
+   * and a link to the subscriber's preferences, for those who would rather change than leave.
+   */
+  async checkUnsubscribe(token: string): Promise<{ subscriber: Subscriber; preferencesToken: string }> {
+    const subscriber = await this.subscriberFor(token, 'unsubscribe');
+    return { subscriber, preferencesToken: this.deps.tokens.sign(subscriber.id, 'preferences') };
+  }
+
   /** Unsubscribes from every list at once (RFC 8058 one-click); repeating it changes nothing. */
-  async unsubscribe(token: string): Promise<SubscriberWithLists> {
+  async unsubscribe(token: string): Promise<Subscriber> {
     const subscriber = await this.subscriberFor(token, 'unsubscribe');
     if (subscriber.status === 'active' || subscriber.status === 'pending') {
       await this.deps.repo.setStatus(subscriber.id, 'unsubscribed', this.deps.now());
@@ -176,12 +197,12 @@ export class SubscriptionService {
   }
 
   /** The subscriber a preferences (or unsubscribe) token names. */
-  async preferences(token: string): Promise<SubscriberWithLists> {
+  async preferences(token: string): Promise<Subscriber> {
     return this.subscriberFor(token, 'preferences');
   }
 
   /** Replaces the lists of the subscriber a preferences token names; no list left means unsubscribed. */
-  async updatePreferences(token: string, lists: unknown, frequency: unknown): Promise<SubscriberWithLists> {
+  async updatePreferences(token: string, lists: unknown, frequency: unknown): Promise<Subscriber> {
     const subscriber = await this.subscriberFor(token, 'preferences');
     const content = await this.deps.content();
     const chosen = lists === undefined || lists === '' || (Array.isArray(lists) && lists.length === 0) ? [] : parseListChoices(content.site.lists, lists, frequency);
@@ -192,7 +213,7 @@ export class SubscriptionService {
     return (await this.deps.repo.findById(subscriber.id))!;
   }
 
-  private async subscriberFor(token: string, purpose: TokenPurpose): Promise<SubscriberWithLists> {
+  private async subscriberFor(token: string, purpose: TokenPurpose): Promise<Subscriber> {
     const check = this.deps.tokens.verify(token, purpose, this.deps.now());
     if (!check.ok) throw new LinkError(check.problem);
     const subscriber = await this.deps.repo.findById(check.subscriberId);
@@ -281,7 +302,7 @@ export class SubscriptionService {
     return template;
   }
 
-  private async queueWelcome(subscriber: SubscriberWithLists): Promise<void> {
+  private async queueWelcome(subscriber: Subscriber): Promise<void> {
     const content = await this.content();
     const { site } = content;
     const now = this.deps.now();

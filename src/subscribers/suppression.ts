@@ -1,5 +1,5 @@
 import { InputError, NotFoundError } from '../errors.ts';
-import type { LiftedSuppression } from '../store/subscribers-repo.ts';
+import type { LiftedSuppression } from '../model/subscriber.ts';
 import { parseEmailAddress } from './email-address.ts';
 
 /** What lifting suppressions needs from the store; SubscribersRepo provides it. */

@@ -84,7 +84,7 @@ async function openContext(width: number, options: { javaScriptEnabled?: boolean
 
 /** The stored subscriber behind EMAIL (looked up by its lower-case key). */
 async function stored() {
-  return (await t!.app.subscribers()).findByEmail(EMAIL.toLowerCase());
+  return (await t!.app.adapters.subscribers()).findByEmail(EMAIL.toLowerCase());
 }
 
 /** The outbox messages to EMAIL whose subject starts with `subject`. */
@@ -194,7 +194,7 @@ describe('subscribing in Chromium', () => {
         name: NAME,
         status: 'pending',
         source: 'form',
-        consent_ip: '127.0.0.1',
+        consentIp: '127.0.0.1',
         lists: [
           { slug: 'dispatch', frequency: 'weekly' },
           { slug: 'weekly', frequency: 'weekly' },
@@ -257,7 +257,7 @@ describe('subscribing in Chromium', () => {
       const gone = await stored();
       expect(gone?.status, 'after pressing Unsubscribe').toBe('unsubscribed');
       expect(gone?.lists).toEqual([]);
-      expect(gone?.unsubscribed_at).toBeTruthy();
+      expect(gone?.unsubscribedAt).toBeTruthy();
       expect(watch.offsite, 'requests outside the test server').toEqual([]);
     } finally {
       await context.close();

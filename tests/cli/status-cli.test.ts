@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatRecent, watchStatus } from '../../src/cli/commands/send.ts';
 import type { EditionStatusReport } from '../../src/edition/edition-status.ts';
+import type { EditionSummary } from '../../src/model/edition.ts';
 import { recentEditions, type RecentEdition } from '../../src/edition/recent-editions.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
 import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
@@ -60,16 +61,16 @@ describe('watchStatus', () => {
 });
 
 describe('recentEditions and formatRecent', () => {
-  const row = (id: number, fields: Record<string, unknown> = {}) => ({
-    id, list_slug: 'dispatch', kind: 'story' as const, audience: 'all' as const, subject: `Edition ${id}`, preheader: '', story_slugs: '[]', html_bytes: 1,
-    covers_until: AT.toISOString(), status: 'sent' as const, last_error: null, created_at: `2026-03-0${id}T09:00:00.000Z`, enqueued_at: null,
-    completed_at: null, schedule_id: null, pause_kind: null, resume_at: null, outage_pauses: 0, audience_closed_at: null, ...fields,
+  const row = (id: number, fields: Partial<EditionSummary> = {}): EditionSummary => ({
+    id, listSlug: 'dispatch', kind: 'story', audience: 'all', subject: `Edition ${id}`, preheader: '', storySlugs: [], htmlBytes: 1,
+    coversUntil: AT.toISOString(), status: 'sent', lastError: null, createdAt: `2026-03-0${id}T09:00:00.000Z`, enqueuedAt: null,
+    completedAt: null, scheduleId: null, pauseKind: null, resumeAt: null, outagePauses: 0, audienceClosedAt: null, ...fields,
   });
 
   it('gives each edition its sent and total counts, the pause kind only when paused', async () => {
     const asked: number[] = [];
     const editions = {
-      list: async (limit?: number) => (asked.push(limit!), [row(2, { status: 'paused', pause_kind: 'refused' }), row(1, { pause_kind: 'outage', completed_at: '2026-03-01T10:00:00.000Z' })]),
+      list: async (limit?: number) => (asked.push(limit!), [row(2, { status: 'paused', pauseKind: 'refused' }), row(1, { pauseKind: 'outage', completedAt: '2026-03-01T10:00:00.000Z' })]),
     };
     const counts = { 2: { queued: 3, sent: 1, failed: 0, bounced: 1, skipped: 0, sending: 1 }, 1: { queued: 0, sent: 5, failed: 1, bounced: 0, skipped: 2, sending: 0 } };
     const deliveries = { counts: async (id: number) => counts[id as 1 | 2] };

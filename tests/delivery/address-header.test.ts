@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { simpleParser, type AddressObject } from 'mailparser';
 import { describe, expect, it } from 'vitest';
-import type { MailingList, Site } from '../../src/content/model.ts';
+import type { MailingList, Site } from '../../src/model/content.ts';
 import { formatAddress, prepareMessageTemplate, renderMessage } from '../../src/delivery/mime-message.ts';
 import type { CompiledEdition } from '../../src/render/compile-edition.ts';
 import { recipientValues } from '../../src/render/slots.ts';

@@ -31,7 +31,7 @@ describe('a worker killed mid-send (SIGKILL)', () => {
       loadConfig({ GAZETTE_DATA_DIR: dataDir, GAZETTE_CONTENT_DIR: contentDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, GAZETTE_SECRET: SECRET }),
     );
     try {
-      const subscribers = await app.subscribers();
+      const subscribers = await app.adapters.subscribers();
       for (let start = 0; start < SUBSCRIBERS; start += 1_000) {
         const batch = Array.from({ length: Math.min(1_000, SUBSCRIBERS - start) }, (_, i) => {
           const email = `reader${start + i + 1}@example.com`;
@@ -40,11 +40,11 @@ describe('a worker killed mid-send (SIGKILL)', () => {
         expect(await subscribers.insertMany(batch, new Date())).toBe(batch.length);
       }
       const edition = await createEdition(
-        { content: await app.content(), templates: await app.emailTemplates(), editions: await app.editions(), now: app.now() },
+        { content: await app.content(), templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now: app.now() },
         { list: 'dispatch', digest: true },
       );
       editionId = edition.id;
-      const result = await enqueueEdition({ editions: await app.editions(), deliveries: await app.deliveries(), queue: await app.queue(), now: app.now }, editionId);
+      const result = await enqueueEdition({ editions: await app.adapters.editions(), deliveries: await app.adapters.deliveries(), queue: await app.adapters.queue(), now: app.now }, editionId);
       expect(result.added).toBe(SUBSCRIBERS);
     } finally {
       await app.close();
@@ -108,10 +108,10 @@ describe('a worker killed mid-send (SIGKILL)', () => {
       // The ledger agrees: 5,000 sent, nothing left queued, the edition done.
       const app = createApp(loadConfig({ GAZETTE_DATA_DIR: dataDir, GAZETTE_CONTENT_DIR: contentDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, GAZETTE_SECRET: SECRET }));
       try {
-        const counts = await (await app.deliveries()).counts(editionId);
+        const counts = await (await app.adapters.deliveries()).counts(editionId);
         expect(counts).toEqual({ queued: 0, sent: SUBSCRIBERS, failed: 0, bounced: 0, skipped: 0, sending: 0 });
-        expect((await (await app.editions()).find(editionId))!.status).toBe('sent');
-        const jobs = await (await app.store()).db.selectFrom('queue_jobs').select('id').execute();
+        expect((await (await app.adapters.editions()).find(editionId))!.status).toBe('sent');
+        const jobs = await (await app.adapters.store()).db.selectFrom('queue_jobs').select('id').execute();
         expect(jobs).toEqual([]);
       } finally {
         await app.close();

@@ -10,18 +10,18 @@ import { startSmtpRecorder, type SmtpRecorderOptions } from '../helpers/smtp-rec
 // retry), the server refusing us (pause, nobody suppressed), or no server at all (an outage).
 
 async function suppressions(app: App): Promise<string[]> {
-  return (await (await app.store()).db.selectFrom('suppressions').select('email_key').execute()).map((r) => r.email_key);
+  return (await (await app.adapters.store()).db.selectFrom('suppressions').select('email_key').execute()).map((r) => r.email_key);
 }
 
 async function editionOf(app: App, id: number) {
-  return (await (await app.editions()).find(id))!;
+  return (await (await app.adapters.editions()).find(id))!;
 }
 
 /** Runs a worker until the edition is paused or has nothing queued (or `ms` pass). */
 async function deliverUntilSettled(app: App, editionId: number, ms = 30_000): Promise<void> {
   const worker = await app.worker(FAST);
-  const deliveries = await app.deliveries();
-  const editions = await app.editions();
+  const deliveries = await app.adapters.deliveries();
+  const editions = await app.adapters.editions();
   await worker.run({
     signal: AbortSignal.timeout(ms),
     stopWhenIdle: async () => (await deliveries.counts(editionId)).queued === 0 || (await editions.find(editionId))!.status === 'paused',
@@ -52,7 +52,7 @@ describe('the server refuses us: the edition pauses, nobody is suppressed', () =
     expect(paused.stderr).toContain(`resume with \`gazette send ${id}\``);
     expect(s.recorder.messages).toHaveLength(0);
     await expectIntact(s.app, Number(id), 20);
-    expect(await editionOf(s.app, Number(id))).toMatchObject({ status: 'paused', pause_kind: 'refused' });
+    expect(await editionOf(s.app, Number(id))).toMatchObject({ status: 'paused', pauseKind: 'refused' });
 
     const status = await gazette(['status', id], s.env);
     expect(status.code).toBe(1);
@@ -79,10 +79,10 @@ describe('the server refuses us: the edition pauses, nobody is suppressed', () =
     const id = await sendDigest(s.app);
     await deliverUntilSettled(s.app, id);
     const edition = await editionOf(s.app, id);
-    expect(edition).toMatchObject({ status: 'paused', pause_kind: 'refused' });
-    expect(edition.last_error).toMatch(/55\d/);
+    expect(edition).toMatchObject({ status: 'paused', pauseKind: 'refused' });
+    expect(edition.lastError).toMatch(/55\d/);
     await expectIntact(s.app, id, 30);
-    const subscribers = await (await s.app.subscribers()).countByStatus();
+    const subscribers = await (await s.app.adapters.subscribers()).countByStatus();
     expect(subscribers).toMatchObject({ active: 30, bounced: 0 });
   });
 });
@@ -109,7 +109,7 @@ describe('the recipient is at fault: that recipient alone bounces or is retried'
     const id = await sendDigest(s.app);
     await deliverAll(s.app, id);
     expect(await editionOf(s.app, id)).toMatchObject({ status: 'incomplete' });
-    expect((await editionOf(s.app, id)).last_error).toMatch(/1 delivery failed after every retry/);
+    expect((await editionOf(s.app, id)).lastError).toMatch(/1 delivery failed after every retry/);
     deferFull = false;
     const again = await gazette(['send', String(id), '--wait'], s.env);
     expect(again.code, again.stderr).toBe(0);
@@ -135,7 +135,7 @@ describe('no server at all: an outage pauses the send and spends no attempt', ()
     expect(down.stderr).toContain('Nothing was lost and no attempt was spent');
     expect(down.stderr).toContain(`gazette send ${id} --wait`);
     await expectIntact(s.app, id, 25);
-    expect(await editionOf(s.app, id)).toMatchObject({ status: 'paused', pause_kind: 'outage' });
+    expect(await editionOf(s.app, id)).toMatchObject({ status: 'paused', pauseKind: 'outage' });
 
     const back = await startSmtpRecorder({ port });
     try {
@@ -160,13 +160,13 @@ describe('no server at all: an outage pauses the send and spends no attempt', ()
     const controller = new AbortController();
     const running = worker.run({ signal: controller.signal });
     try {
-      const editions = await s.app.editions();
+      const editions = await s.app.adapters.editions();
       await waitFor(async () => (await editions.find(id))!.status === 'paused', 'the outage pause');
-      expect((await editions.find(id))!.pause_kind).toBe('outage');
+      expect((await editions.find(id))!.pauseKind).toBe('outage');
       const back = await startSmtpRecorder({ port });
       try {
         // The backoff (30 s, doubling) is over: as if the time had passed.
-        await (await s.app.store()).db.updateTable('editions').set({ resume_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', id).execute();
+        await (await s.app.adapters.store()).db.updateTable('editions').set({ resume_at: new Date(Date.now() - 1000).toISOString() }).where('id', '=', id).execute();
         await waitFor(async () => (await editions.find(id))!.status === 'sent', 'the send to finish after the automatic resume');
         expect(back.messages).toHaveLength(10);
       } finally {

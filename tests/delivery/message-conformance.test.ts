@@ -97,7 +97,7 @@ describe('messages Gazette writes conform', () => {
     const outDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-preview-'));
     try {
       const app = signed.app;
-      const request = { content: await app.content(), templates: await app.emailTemplates(), tokens: await app.tokens(), outDir, now: new Date(), digest: true };
+      const request = { content: await app.content(), templates: await app.adapters.emailTemplates(), tokens: await app.adapters.tokens(), outDir, now: new Date(), digest: true };
       const unsigned = await writePreview({ ...request, signMessage: await createMessageSigner(undefined) });
       const raw = await readFile(unsigned.files.eml, 'utf8');
       expect(await checkMessage(raw)).toEqual([]);

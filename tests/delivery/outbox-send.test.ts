@@ -24,7 +24,7 @@ describe('gazette send --wait with the outbox transport (no SMTP_URL)', () => {
     env = { GAZETTE_DATA_DIR: dataDir, GAZETTE_CONTENT_DIR: contentDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, GAZETTE_SECRET: SECRET };
     const app = createApp(loadConfig(env));
     try {
-      await (await app.subscribers()).insertMany(
+      await (await app.adapters.subscribers()).insertMany(
         emails.map((email, i) => ({
           email,
           emailKey: email,
@@ -90,8 +90,8 @@ describe('gazette send --wait with the outbox transport (no SMTP_URL)', () => {
 
     const app = createApp(loadConfig(env));
     try {
-      expect(await (await app.deliveries()).counts(Number(id))).toEqual({ queued: 0, sent: SUBSCRIBERS, failed: 0, bounced: 0, skipped: 0, sending: 0 });
-      expect((await (await app.editions()).find(Number(id)))!.status).toBe('sent');
+      expect(await (await app.adapters.deliveries()).counts(Number(id))).toEqual({ queued: 0, sent: SUBSCRIBERS, failed: 0, bounced: 0, skipped: 0, sending: 0 });
+      expect((await (await app.adapters.editions()).find(Number(id)))!.status).toBe('sent');
     } finally {
       await app.close();
     }

@@ -49,7 +49,7 @@ describe('SMTP delivery through the worker', () => {
     await deliverAll(app, editionId);
     const finished = Date.now();
 
-    const edition = (await (await app.editions()).find(editionId))!;
+    const edition = (await (await app.adapters.editions()).find(editionId))!;
     expect(edition.status).toBe('sent');
     const rows = await ledger(app, editionId);
     expect(rows.size).toBe(50);
@@ -60,7 +60,7 @@ describe('SMTP delivery through the worker', () => {
     expect([...byRecipient.keys()].sort()).toEqual(people.map((p) => p.email).sort());
     for (const list of byRecipient.values()) expect(list).toHaveLength(1);
 
-    const tokens = await app.tokens();
+    const tokens = await app.adapters.tokens();
     for (const message of recorder.messages) {
       const [rcpt] = message.rcpt;
       const subscriberId = ids.get(rcpt!)!;
@@ -191,7 +191,7 @@ describe('SMTP delivery through the worker', () => {
       for (const [subscriberId, row] of rows) {
         if (subscriberId !== ids.get('flaky@example.com')) expect(row).toMatchObject({ status: 'sent', attempts: 1 });
       }
-      expect((await (await app.editions()).find(editionId))!.status).toBe('sent');
+      expect((await (await app.adapters.editions()).find(editionId))!.status).toBe('sent');
     });
   });
 
@@ -214,11 +214,11 @@ describe('SMTP delivery through the worker', () => {
     expect(row.last_error).toMatch(/550/);
     expect(row.last_error).toMatch(/No such user here/);
 
-    const db = (await app.store()).db;
+    const db = (await app.adapters.store()).db;
     const suppression = await db.selectFrom('suppressions').selectAll().where('email_key', '=', 'gone@example.com').executeTakeFirst();
     expect(suppression).toMatchObject({ email_key: 'gone@example.com', reason: 'bounced' });
-    expect((await (await app.subscribers()).findById(goneId))!.status).toBe('bounced');
-    expect((await (await app.editions()).find(editionId))!.status).toBe('sent');
+    expect((await (await app.adapters.subscribers()).findById(goneId))!.status).toBe('bounced');
+    expect((await (await app.adapters.editions()).find(editionId))!.status).toBe('sent');
   });
 
   it('451 on every attempt: failed after maxAttempts, with the last error kept', async () => {
@@ -237,8 +237,8 @@ describe('SMTP delivery through the worker', () => {
     expect(row.last_error).toMatch(/451/);
     expect(row.last_error).toMatch(/Mailbox busy/);
     // A temporary failure does not suppress the address or change the subscriber.
-    expect((await (await app.subscribers()).findById(ids.get('full@example.com')!))!.status).toBe('active');
-    expect(await (await app.store()).db.selectFrom('suppressions').selectAll().execute()).toEqual([]);
+    expect((await (await app.adapters.subscribers()).findById(ids.get('full@example.com')!))!.status).toBe('active');
+    expect(await (await app.adapters.store()).db.selectFrom('suppressions').selectAll().execute()).toEqual([]);
   });
 
   it('535 at AUTH: the edition is paused with the reason, and the list is not burned through', async () => {
@@ -250,7 +250,7 @@ describe('SMTP delivery through the worker', () => {
     const editionId = await sendDigest(app);
 
     const worker = await app.worker(FAST);
-    const editions = await app.editions();
+    const editions = await app.adapters.editions();
     const controller = new AbortController();
     const running = worker.run({ signal: controller.signal });
     const deadline = Date.now() + 10_000;
@@ -266,8 +266,8 @@ describe('SMTP delivery through the worker', () => {
 
     edition = await editions.find(editionId);
     expect(edition!.status).toBe('paused');
-    expect(edition!.last_error).toMatch(/authentication failed/i);
-    expect(edition!.last_error).toMatch(/535/);
+    expect(edition!.lastError).toMatch(/authentication failed/i);
+    expect(edition!.lastError).toMatch(/535/);
     expect(recorder.messages).toHaveLength(0);
     // About one attempt per connection in flight, not one per subscriber.
     expect(recorder.authAttempts).toBeGreaterThan(0);
@@ -277,7 +277,7 @@ describe('SMTP delivery through the worker', () => {
     const rows = await ledger(app, editionId);
     expect(rows.size).toBe(50);
     for (const row of rows.values()) expect(row.status).toBe('queued');
-    expect(await (await app.store()).db.selectFrom('suppressions').selectAll().execute()).toEqual([]);
+    expect(await (await app.adapters.store()).db.selectFrom('suppressions').selectAll().execute()).toEqual([]);
   });
 
   it('send twice and two workers at once: 200 subscribers each get exactly one message', async () => {
@@ -302,6 +302,6 @@ describe('SMTP delivery through the worker', () => {
     const rows = await ledger(app, editionId);
     expect(rows.size).toBe(200);
     for (const row of rows.values()) expect(row).toMatchObject({ status: 'sent', attempts: 1 });
-    expect((await (await app.editions()).find(editionId))!.status).toBe('sent');
+    expect((await (await app.adapters.editions()).find(editionId))!.status).toBe('sent');
   }, 90_000);
 });

@@ -20,18 +20,18 @@ describe('worker', () => {
       { transport },
     );
     try {
-      const repo = await app.subscribers();
+      const repo = await app.adapters.subscribers();
       await repo.insertMany(
         Array.from({ length: 5 }, (_, i) => ({ email: `r${i}@example.com`, emailKey: `r${i}@example.com`, name: null, status: 'active' as const, source: 'test', consentIp: null, lists: [{ slug: 'dispatch', frequency: 'instant' as const }] })),
         new Date(),
       );
-      const { id } = await createEdition({ content: await app.content(), templates: await app.emailTemplates(), editions: await app.editions(), now: new Date() }, { list: 'dispatch', digest: true });
-      await enqueueEdition({ editions: await app.editions(), deliveries: await app.deliveries(), queue: await app.queue(), now: () => new Date() }, id);
+      const { id } = await createEdition({ content: await app.content(), templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now: new Date() }, { list: 'dispatch', digest: true });
+      await enqueueEdition({ editions: await app.adapters.editions(), deliveries: await app.adapters.deliveries(), queue: await app.adapters.queue(), now: () => new Date() }, id);
       // An editor saves a broken story, and site.yaml is gone too: the worker reads neither.
       await writeFile(path.join(contentDir, 'stories', 'broken.md'), storyFile({ date: 'yesterday' }));
       await rm(path.join(contentDir, 'site.yaml'));
       const worker = await app.worker({ retry: { maxAttempts: 2, baseDelayMs: 20, maxDelayMs: 50 }, pollMs: 20 });
-      const deliveries = await app.deliveries();
+      const deliveries = await app.adapters.deliveries();
       await worker.run({ signal: AbortSignal.timeout(15_000), stopWhenIdle: async () => (await deliveries.counts(id)).queued === 0 });
       expect(await deliveries.counts(id)).toMatchObject({ sent: 5, failed: 0 });
       expect(new Set(sent.map((m) => m.to)).size).toBe(5);

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
-import type { Content } from '../../src/content/model.ts';
+import type { Content } from '../../src/model/content.ts';
 import { composeEdition } from '../../src/edition/compose-edition.ts';
 import { createEdition, EditionError } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
@@ -12,8 +12,9 @@ import { loadEmailTemplates, type EmailTemplates } from '../../src/render/email-
 import { openStore, type Store } from '../../src/store/database.ts';
 import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
 import { EditionsRepo } from '../../src/store/editions-repo.ts';
-import type { Audience, Frequency, SubscriberStatus } from '../../src/store/schema.ts';
-import { SubscribersRepo, type ListChoice, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
+import type { Audience } from '../../src/model/edition.ts';
+import type { Frequency, ListChoice, NewSubscriber, SubscriberStatus } from '../../src/model/subscriber.ts';
+import { SubscribersRepo } from '../../src/store/subscribers-repo.ts';
 import { tempContentDir, storyFile, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 import { BACKENDS, privateDatabases, type TestDatabase } from '../helpers/databases.ts';
 
@@ -156,7 +157,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     expect(await queue.size()).toBe(expected.length);
 
     const edition = await editions.find(id);
-    expect(edition).toMatchObject({ status: 'sending', enqueued_at: NOW.toISOString(), completed_at: null });
+    expect(edition).toMatchObject({ status: 'sending', enqueuedAt: NOW.toISOString(), completedAt: null });
   });
 
   it('respects the audience: a weekly edition reaches only weekly subscribers of the list', async () => {
@@ -224,7 +225,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     await queue.hold(id, true);
     expect(await queue.reserve(50, 60_000)).toEqual([]);
     expect(await enqueueEdition(deps, id)).toMatchObject({ resumed: true, added: 0 });
-    expect(await editions.find(id)).toMatchObject({ status: 'sending', pause_kind: null, last_error: null });
+    expect(await editions.find(id)).toMatchObject({ status: 'sending', pauseKind: null, lastError: null });
     expect(await queue.reserve(50, 60_000)).toHaveLength(12);
   });
 
@@ -280,7 +281,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
     await populate();
     const nobody = await addEdition({ audience: 'instant', list: 'weekly' });
     expect(await enqueueEdition(deps, nobody)).toEqual(fresh(nobody, 0));
-    expect(await editions.find(nobody)).toMatchObject({ status: 'sent', completed_at: NOW.toISOString() });
+    expect(await editions.find(nobody)).toMatchObject({ status: 'sent', completedAt: NOW.toISOString() });
     expect(await jobsOf(nobody)).toEqual([]);
 
     const emptyDb = await addEdition();
@@ -365,7 +366,7 @@ describe.each(BACKENDS)('enqueueEdition and the delivery ledger on %s', (backend
       const first = await create('2025-07-05T00:00:00Z');
       expect(first.stories.map((s) => s.slug)).toEqual(['golden', 'early']);
       const stored = await editions.find(first.id);
-      expect(stored).toMatchObject({ status: 'draft', kind: 'digest', covers_until: '2025-07-05T00:00:00.000Z', storySlugs: ['golden', 'early'] });
+      expect(stored).toMatchObject({ status: 'draft', kind: 'digest', coversUntil: '2025-07-05T00:00:00.000Z', storySlugs: ['golden', 'early'] });
       // Sending it (to nobody) marks it sent.
       await enqueueEdition({ ...deps, now: () => new Date('2025-07-05T00:01:00Z') }, first.id);
       expect((await editions.find(first.id))!.status).toBe('sent');

@@ -9,7 +9,8 @@ import type { CompiledEdition } from '../../src/render/compile-edition.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
 import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
 import { EditionsRepo } from '../../src/store/editions-repo.ts';
-import { SubscribersRepo, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
+import { SubscribersRepo } from '../../src/store/subscribers-repo.ts';
+import type { NewSubscriber } from '../../src/model/subscriber.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.ts';
 
 /** The send starts here; every step of a test is an explicit offset from it. */

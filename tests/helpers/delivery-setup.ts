@@ -82,7 +82,7 @@ export async function setup(options: { recorder?: SmtpRecorderOptions; smtpUrl?:
 
 /** Inserts active `dispatch` subscribers; returns their ids by (lower-cased) address. */
 export async function addSubscribers(app: App, people: { email: string; name?: string }[]): Promise<Map<string, number>> {
-  const repo = await app.subscribers();
+  const repo = await app.adapters.subscribers();
   await repo.insertMany(
     people.map((p) => ({
       email: p.email,
@@ -95,7 +95,7 @@ export async function addSubscribers(app: App, people: { email: string; name?: s
     })),
     new Date(),
   );
-  const rows = await (await app.store()).db.selectFrom('subscribers').select(['id', 'email_key']).execute();
+  const rows = await (await app.adapters.store()).db.selectFrom('subscribers').select(['id', 'email_key']).execute();
   return new Map(rows.map((r) => [r.email_key, r.id]));
 }
 
@@ -106,7 +106,7 @@ export const readers = (n: number, prefix = 'reader') =>
 /** Creates a digest edition for `dispatch` and enqueues it; returns its id. */
 export async function sendDigest(app: App): Promise<number> {
   const { id } = await createEdition(
-    { content: await app.content(), templates: await app.emailTemplates(), editions: await app.editions(), now: app.now() },
+    { content: await app.content(), templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now: app.now() },
     { list: 'dispatch', digest: true },
   );
   await enqueue(app, id);
@@ -115,13 +115,13 @@ export async function sendDigest(app: App): Promise<number> {
 
 /** Sends (enqueues) an edition as `gazette send` does. */
 export async function enqueue(app: App, id: number) {
-  return enqueueEdition({ editions: await app.editions(), deliveries: await app.deliveries(), queue: await app.queue(), now: app.now }, id);
+  return enqueueEdition({ editions: await app.adapters.editions(), deliveries: await app.adapters.deliveries(), queue: await app.adapters.queue(), now: app.now }, id);
 }
 
 /** Runs a worker until the edition has no queued delivery left (or 60 s pass). */
 export async function deliverAll(app: App, editionId: number, options: WorkerSettings = FAST): Promise<void> {
   const worker = await app.worker(options);
-  const deliveries = await app.deliveries();
+  const deliveries = await app.adapters.deliveries();
   await worker.run({ signal: AbortSignal.timeout(60_000), stopWhenIdle: async () => (await deliveries.counts(editionId)).queued === 0 });
 }
 
@@ -136,7 +136,7 @@ export interface LedgerRow {
 
 /** An edition's deliveries by subscriber id. */
 export async function ledger(app: App, editionId: number): Promise<Map<number, LedgerRow>> {
-  const rows = await (await app.store()).db
+  const rows = await (await app.adapters.store()).db
     .selectFrom('deliveries')
     .select(['id', 'subscriber_id', 'status', 'attempts', 'last_error'])
     .where('edition_id', '=', editionId)

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { EditionOrigin } from '../../src/content/model.ts';
+import type { EditionOrigin } from '../../src/model/content.ts';
 import type { CompiledEdition } from '../../src/render/compile-edition.ts';
 import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
 import { EditionsRepo } from '../../src/store/editions-repo.ts';

@@ -35,8 +35,8 @@ export function linkIn(message: OutboxMessage, pathPrefix: string): string {
  * subscribe only queues its email, as in production, where `serve` runs the worker.
  */
 export async function sendQueued(app: App): Promise<void> {
-  const queue = await app.queue();
-  const notices = await app.notices();
+  const queue = await app.adapters.queue();
+  const notices = await app.adapters.notices();
   const waiting = async () => (await notices.due()) + (await queue.size());
   if ((await waiting()) === 0) return;
   const worker = await app.worker({ pollMs: 10, retry: { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 20 } });

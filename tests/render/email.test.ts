@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
-import type { Content } from '../../src/content/model.ts';
+import type { Content } from '../../src/model/content.ts';
 import { createMessageSigner } from '../../src/delivery/dkim.ts';
 import { prepareMessageTemplate, renderMessage } from '../../src/delivery/mime-message.ts';
 import { composeEdition } from '../../src/edition/compose-edition.ts';

@@ -2,9 +2,9 @@ import { rm } from 'node:fs/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.ts';
 import { findDuplicate } from '../../src/schedule/manage-schedules.ts';
-import type { NewSchedule } from '../../src/schedule/schedules-repo.ts';
+import type { NewSchedule } from '../../src/schedule/schedule-records.ts';
 import { canonicalTimeZone, sameTimeZone, zoneAliases } from '../../src/schedule/zone-time.ts';
-import type { ScheduleRow } from '../../src/store/schema.ts';
+import type { Schedule } from '../../src/model/schedule.ts';
 import { tempContentDir } from '../helpers/content-dir.ts';
 import { freshDatabase } from '../helpers/databases.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
@@ -13,10 +13,10 @@ import { datedStory } from './schedule-fixture.ts';
 const NOW = new Date('2026-03-16T12:00:00Z');
 
 /** An active schedule row; override what the test is about. */
-function row(id: number, fields: Partial<ScheduleRow>): ScheduleRow {
+function row(id: number, fields: Partial<Schedule>): Schedule {
   return {
-    id, kind: 'recurring', list_slug: 'weekly', edition_id: null, at: null, cron: '0 7 * * 1', timezone: 'Europe/Kyiv', audience: 'all',
-    status: 'active', created_at: NOW.toISOString(), updated_at: NOW.toISOString(), ...fields,
+    id, kind: 'recurring', listSlug: 'weekly', editionId: null, at: null, cron: '0 7 * * 1', timezone: 'Europe/Kyiv', audience: 'all',
+    status: 'active', createdAt: NOW.toISOString(), updatedAt: NOW.toISOString(), ...fields,
   };
 }
 
@@ -68,8 +68,8 @@ describe('canonicalTimeZone', () => {
 describe('findDuplicate', () => {
   const active = [
     row(1, {}),
-    row(2, { list_slug: 'dispatch', cron: '0 8 * * *', timezone: 'US/Eastern', audience: 'daily' }),
-    row(3, { kind: 'one-off', list_slug: 'dispatch', edition_id: 5, at: '2026-03-17T07:00:00.000Z', cron: null, timezone: null }),
+    row(2, { listSlug: 'dispatch', cron: '0 8 * * *', timezone: 'US/Eastern', audience: 'daily' }),
+    row(3, { kind: 'one-off', listSlug: 'dispatch', editionId: 5, at: '2026-03-17T07:00:00.000Z', cron: null, timezone: null }),
     row(4, { status: 'cancelled', cron: '0 9 * * 1' }),
   ];
 

@@ -28,7 +28,7 @@ describe('fires that fail, and digests with an invalid story', () => {
 
   const add = (request: ScheduleRequest) => addSchedule({ schedules: f.deps.schedules, editions: f.deps.editions, content: f.deps.content, now }, request);
   const alerts = async () =>
-    (await (await f.app.store()).db.selectFrom('notices').select(['email', 'raw']).where('kind', '=', 'alert').orderBy('id').execute()).map((n) => ({
+    (await (await f.app.adapters.store()).db.selectFrom('notices').select(['email', 'raw']).where('kind', '=', 'alert').orderBy('id').execute()).map((n) => ({
       to: n.email,
       subject: /^Subject: (.*)$/m.exec(n.raw)?.[1] ?? '',
       raw: n.raw,
@@ -43,7 +43,7 @@ describe('fires that fail, and digests with an invalid story', () => {
     const first = await fireSchedule(f.deps, weekly, fireAt);
     expect(first).toMatchObject({ status: 'retrying' });
     const [fire] = await f.deps.schedules.fires(weekly.id);
-    expect(fire).toMatchObject({ status: 'retrying', attempts: 1, next_attempt_at: new Date(now.getTime() + fireRetryDelayMs(1)).toISOString() });
+    expect(fire).toMatchObject({ status: 'retrying', attempts: 1, nextAttemptAt: new Date(now.getTime() + fireRetryDelayMs(1)).toISOString() });
     expect(fire!.detail).toMatch(/^attempt 1 failed: no list "weekly".*; trying again at /);
     const told = await alerts();
     expect(told.map((a) => a.to)).toEqual(['editors@gazette.example.org']);
@@ -52,17 +52,17 @@ describe('fires that fail, and digests with an invalid story', () => {
 
     // Not due yet: nothing happens. Due, still broken: a second try, no second alert.
     expect(await f.deps.schedules.retryingDue(now)).toEqual([]);
-    now = new Date(fire!.next_attempt_at!);
+    now = new Date(fire!.nextAttemptAt!);
     expect(await retryFire(f.deps, (await f.deps.schedules.retryingDue(now))[0]!)).toMatchObject({ status: 'retrying' });
     expect((await f.deps.schedules.fires(weekly.id))[0]).toMatchObject({ attempts: 2 });
     expect(await alerts()).toHaveLength(1);
 
     // Fixed: the next try sends the digest.
     await writeFile(siteFile(), site);
-    now = new Date((await f.deps.schedules.fires(weekly.id))[0]!.next_attempt_at!);
+    now = new Date((await f.deps.schedules.fires(weekly.id))[0]!.nextAttemptAt!);
     const [due] = await f.deps.schedules.retryingDue(now);
     expect(await retryFire(f.deps, due!)).toMatchObject({ status: 'sent' });
-    expect((await f.deps.schedules.fires(weekly.id))[0]).toMatchObject({ status: 'sent', attempts: 3, next_attempt_at: null });
+    expect((await f.deps.schedules.fires(weekly.id))[0]).toMatchObject({ status: 'sent', attempts: 3, nextAttemptAt: null });
     // Another process finding the same retry has nothing to do.
     expect(await retryFire(f.deps, due!)).toEqual({ status: 'taken' });
   });
@@ -74,7 +74,7 @@ describe('fires that fail, and digests with an invalid story', () => {
     for (let i = 0; i < 20; i++) {
       const [fire] = await f.deps.schedules.fires(weekly.id);
       if (fire!.status !== 'retrying') break;
-      now = new Date(fire!.next_attempt_at!);
+      now = new Date(fire!.nextAttemptAt!);
       await retryFire(f.deps, fire!);
     }
     const [fire] = await f.deps.schedules.fires(weekly.id);
@@ -91,7 +91,7 @@ describe('fires that fail, and digests with an invalid story', () => {
     expect(outcome).toMatchObject({ status: 'sent' });
     const [fire] = await f.deps.schedules.fires(weekly.id);
     expect(fire!.detail).toMatch(/left out 1 invalid story file:\n {2}.*stories\/broken\.md:\d+: date: expected an ISO 8601 date with timezone, got "yesterday"/);
-    const edition = (await f.deps.editions.find(fire!.edition_id!))!;
+    const edition = (await f.deps.editions.find(fire!.editionId!))!;
     expect(edition.storySlugs.sort()).toEqual(['a', 'b']);
     const [alert] = await alerts();
     expect(alert!.subject).toMatch(/digest sent without some stories/);

@@ -3,7 +3,6 @@ import { createEdition } from '../../src/edition/create-edition.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
 import { FIRE_LEASE_MS, fireSchedule, publishNewStories, recoverInterruptedFires } from '../../src/schedule/fire-schedule.ts';
 import { addSchedule, cancelSchedule, type ScheduleRequest } from '../../src/schedule/manage-schedules.ts';
-import { fireDeps } from '../../src/schedule/start-scheduler.ts';
 import { BACKENDS } from '../helpers/databases.ts';
 import { datedStory, scheduleFixture, type ScheduleFixture } from './schedule-fixture.ts';
 
@@ -27,19 +26,19 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
 
   const add = async (request: ScheduleRequest) =>
     addSchedule({ schedules: f.deps.schedules, editions: f.deps.editions, content: f.deps.content, now }, request);
-  const editionsOf = async (scheduleId: number) => (await f.deps.editions.list()).filter((e) => e.schedule_id === scheduleId);
+  const editionsOf = async (scheduleId: number) => (await f.deps.editions.list()).filter((e) => e.scheduleId === scheduleId);
 
   it('a one-off enqueues its edition once, records the fire and is done', async () => {
     const { id: editionId } = await createEdition({ content: await f.deps.content(), templates: await f.deps.templates(), editions: f.deps.editions, now }, { list: 'dispatch', story: 'a' });
     const schedule = await add({ edition: editionId, at: '2026-01-13T07:00:00+02:00' });
-    expect(schedule).toMatchObject({ kind: 'one-off', edition_id: editionId, at: '2026-01-13T05:00:00.000Z', status: 'active' });
+    expect(schedule).toMatchObject({ kind: 'one-off', editionId: editionId, at: '2026-01-13T05:00:00.000Z', status: 'active' });
     now = new Date('2026-01-13T05:00:00.020Z');
     const outcome = await fireSchedule(f.deps, schedule, new Date(schedule.at!));
     expect(outcome).toMatchObject({ status: 'sent', editionId, detail: `edition ${editionId}: 4 deliveries queued` });
     expect(await fireSchedule(f.deps, schedule, new Date(schedule.at!))).toEqual({ status: 'taken' });
     expect((await f.deps.deliveries.counts(editionId)).queued).toBe(4);
     expect((await f.deps.schedules.find(schedule.id))!.status).toBe('done');
-    expect(await f.deps.schedules.fires(schedule.id)).toMatchObject([{ fire_at: '2026-01-13T05:00:00.000Z', status: 'sent', edition_id: editionId }]);
+    expect(await f.deps.schedules.fires(schedule.id)).toMatchObject([{ fireAt: '2026-01-13T05:00:00.000Z', status: 'sent', editionId: editionId }]);
   });
 
   it('a digest holds exactly the stories published since the last sent edition, and an empty one sends nothing', async () => {
@@ -54,7 +53,7 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
     const first = await fireSchedule(f.deps, weekly, monday);
     expect(first.status).toBe('sent');
     const made = (await f.deps.editions.find((first as { editionId: number }).editionId))!;
-    expect(made).toMatchObject({ kind: 'digest', audience: 'weekly', schedule_id: weekly.id, covers_until: monday.toISOString() });
+    expect(made).toMatchObject({ kind: 'digest', audience: 'weekly', scheduleId: weekly.id, coversUntil: monday.toISOString() });
     expect(made.storySlugs).toEqual(['c']);
     expect(await f.deps.deliveries.counts(made.id)).toMatchObject({ queued: 1 });
 
@@ -71,7 +70,7 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
 
   it('two processes firing the same instants make one edition per fire', async () => {
     const daily = await add({ list: 'dispatch', cron: '0 8 * * *', tz: 'Europe/Berlin', digest: true });
-    const other = await fireDeps(f.otherApp(), f.log);
+    const other = await f.otherApp().adapters.fireDeps(f.log);
     const instants = ['2026-01-13T07:00:00Z', '2026-01-14T07:00:00Z', '2026-01-21T07:00:00Z'].map((s) => new Date(s));
     now = new Date('2026-01-21T07:00:01Z');
     const outcomes = [];
@@ -79,25 +78,25 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
     for (const at of instants) outcomes.push(...(await Promise.all([fireSchedule(f.deps, daily, at), fireSchedule(other, daily, at)])));
     expect(outcomes.filter((o) => o.status === 'taken')).toHaveLength(3);
     const fires = await f.deps.schedules.fires(daily.id);
-    expect(fires.map((r) => r.fire_at).sort()).toEqual(instants.map((d) => d.toISOString()));
+    expect(fires.map((r) => r.fireAt).sort()).toEqual(instants.map((d) => d.toISOString()));
     const editions = await editionsOf(daily.id);
     expect(editions.length).toBe(fires.filter((r) => r.status === 'sent').length);
     // Every story went out in exactly one of the digests.
-    const slugs = editions.flatMap((e) => JSON.parse(e.story_slugs) as string[]);
+    const slugs = editions.flatMap((e) => e.storySlugs);
     expect(slugs.sort()).toEqual([...new Set(slugs)].sort());
     expect(slugs.sort()).toEqual(['a', 'b', 'c']);
   });
 
   it('on publish: each new story once and only once, never the ones already out', async () => {
     const onPublish = await add({ list: 'dispatch', onPublish: true });
-    const other = await fireDeps(f.otherApp(), f.log);
+    const other = await f.otherApp().adapters.fireDeps(f.log);
     expect(await publishNewStories(f.deps, onPublish)).toEqual([]);
     await f.addStory('e.md', datedStory('Story E', '2026-01-12T11:00:00Z'));
     const [mine, theirs] = await Promise.all([publishNewStories(f.deps, onPublish), publishNewStories(other, onPublish)]);
     const sent = [...mine, ...theirs];
     expect(sent.map((s) => s.slug)).toEqual(['e']);
     const edition = (await f.deps.editions.find(sent[0]!.editionId))!;
-    expect(edition).toMatchObject({ kind: 'story', audience: 'instant', schedule_id: onPublish.id, storySlugs: ['e'] });
+    expect(edition).toMatchObject({ kind: 'story', audience: 'instant', scheduleId: onPublish.id, storySlugs: ['e'] });
     expect(await f.deps.deliveries.counts(edition.id)).toMatchObject({ queued: 2 });
     expect(await publishNewStories(f.deps, onPublish)).toEqual([]);
 
@@ -122,7 +121,7 @@ describe.each(BACKENDS)('fires on %s', (backend) => {
     // The lease ran out: the very next tick settles them (seconds, not ten minutes).
     now = new Date(at.getTime() + FIRE_LEASE_MS + 1);
     expect(await recoverInterruptedFires(f.deps)).toHaveLength(2);
-    expect((await f.deps.schedules.fires(oneOff.id))[0]).toMatchObject({ status: 'sent', edition_id: editionId });
+    expect((await f.deps.schedules.fires(oneOff.id))[0]).toMatchObject({ status: 'sent', editionId: editionId });
     expect((await f.deps.deliveries.counts(editionId)).queued).toBe(4);
     expect((await f.deps.schedules.find(oneOff.id))!.status).toBe('done');
     expect((await f.deps.schedules.fires(digest.id))[0]).toMatchObject({ status: 'retrying', detail: 'interrupted before its edition was made; trying again' });

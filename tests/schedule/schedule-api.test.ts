@@ -91,7 +91,7 @@ describe('schedules API', () => {
   });
 
   it('adds a one-off and an on-publish schedule', async () => {
-    const { id } = await createEdition({ content: await t.app.content(), templates: await t.app.emailTemplates(), editions: await t.app.editions(), now: NOW }, { list: 'dispatch', story: 'a' });
+    const { id } = await createEdition({ content: await t.app.content(), templates: await t.app.adapters.emailTemplates(), editions: await t.app.adapters.editions(), now: NOW }, { list: 'dispatch', story: 'a' });
     const oneOff = await post({ edition: id, at: '2026-03-17T09:00:00+02:00' });
     expect(oneOff.statusCode).toBe(201);
     expect(oneOff.json()).toMatchObject({ kind: 'one-off', edition_id: id, at: '2026-03-17T07:00:00.000Z', next_fire_at: '2026-03-17T07:00:00.000Z' });

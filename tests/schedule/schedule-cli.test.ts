@@ -119,7 +119,7 @@ describe('gazette schedule', () => {
   it('refuses a one-off that duplicates an active one (same edition, same instant) unless --allow-duplicate', async () => {
     const config = loadConfig({ GAZETTE_CONTENT_DIR: contentDir, GAZETTE_DATA_DIR: database.dataDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, DATABASE_URL: database.url, GAZETTE_SECRET: 'test-secret-0123456789abcdef' });
     const app = createApp(config, { now: () => NOW });
-    const { id } = await createEdition({ content: await app.content(), templates: await app.emailTemplates(), editions: await app.editions(), now: NOW }, { list: 'dispatch', story: 'a' });
+    const { id } = await createEdition({ content: await app.content(), templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now: NOW }, { list: 'dispatch', story: 'a' });
     await app.close();
     expect((await run('add', '--edition', String(id), '--at', '2026-03-17T09:00:00+02:00')).trim()).toBe('1');
     // The same instant, written in another offset or zone.
@@ -137,7 +137,7 @@ describe('gazette schedule', () => {
     const config = loadConfig({ GAZETTE_CONTENT_DIR: contentDir, GAZETTE_DATA_DIR: database.dataDir, GAZETTE_TEMPLATES_DIR: TEMPLATES_DIR, DATABASE_URL: database.url, GAZETTE_SECRET: 'test-secret-0123456789abcdef' });
     const app = createApp(config, { now: () => NOW });
     try {
-      const db = (await app.store()).db;
+      const db = (await app.adapters.store()).db;
       const at = NOW.toISOString();
       await db
         .insertInto('schedule_fires')

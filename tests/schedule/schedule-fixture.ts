@@ -4,8 +4,7 @@ import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import type { FireDeps, ScheduleLog } from '../../src/schedule/fire-schedule.ts';
 import { Scheduler, type SchedulerOptions } from '../../src/schedule/scheduler.ts';
-import { fireDeps } from '../../src/schedule/start-scheduler.ts';
-import type { Frequency } from '../../src/store/schema.ts';
+import type { Frequency } from '../../src/model/subscriber.ts';
 import { tempContentDir, TEMPLATES_DIR, storyFile } from '../helpers/content-dir.ts';
 import { freshDatabase, type TestDatabase } from '../helpers/databases.ts';
 
@@ -57,7 +56,7 @@ export async function scheduleFixture(
   };
   const app = makeApp();
   const log = memoryLog();
-  const subscribers = await app.subscribers();
+  const subscribers = await app.adapters.subscribers();
   const frequencies: Frequency[] = ['instant', 'instant', 'daily', 'weekly'];
   for (const [i, frequency] of frequencies.entries()) {
     const email = `reader${i}@example.com`;
@@ -68,11 +67,11 @@ export async function scheduleFixture(
     app,
     database,
     contentDir,
-    deps: await fireDeps(app, log),
+    deps: await app.adapters.fireDeps(log),
     log,
     otherApp: makeApp,
     async scheduler(settings = {}, own = makeApp()) {
-      const scheduler = new Scheduler(await fireDeps(own, log), { graceMs: 3_600_000, ...settings });
+      const scheduler = new Scheduler(await own.adapters.fireDeps(log), { graceMs: 3_600_000, ...settings });
       schedulers.push(scheduler);
       return scheduler;
     },

@@ -1,8 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createEdition } from '../../src/edition/create-edition.ts';
 import { addSchedule, cancelSchedule, type ScheduleRequest } from '../../src/schedule/manage-schedules.ts';
-import { fireDeps } from '../../src/schedule/start-scheduler.ts';
-import type { ScheduleFireRow } from '../../src/store/schema.ts';
+import type { ScheduleFire } from '../../src/model/schedule.ts';
 import { BACKENDS } from '../helpers/databases.ts';
 import { datedStory, scheduleFixture, type ScheduleFixture } from './schedule-fixture.ts';
 
@@ -12,7 +11,7 @@ const STORIES = {
 };
 const HOUR = 3_600_000;
 
-const brief = (fires: ScheduleFireRow[]) => fires.map((f) => `${f.fire_at} ${f.status}`).sort();
+const brief = (fires: ScheduleFire[]) => fires.map((f) => `${f.fireAt} ${f.status}`).sort();
 
 /** Fake Date and timers only: the database and file reads keep running on the real event loop. */
 function useFakeClock(start: string): void {
@@ -28,7 +27,7 @@ describe('scheduler runtime on a fake clock', () => {
   });
 
   const add = (request: ScheduleRequest, app = f.app) =>
-    fireDeps(app, f.log).then((deps) => addSchedule({ schedules: deps.schedules, editions: deps.editions, content: deps.content, now: new Date() }, request));
+    app.adapters.fireDeps(f.log).then((deps) => addSchedule({ schedules: deps.schedules, editions: deps.editions, content: deps.content, now: new Date() }, request));
   /**
    * Moves the fake clock on in steps, letting the schedulers finish their work (real file and
    * database I/O) after each step, so time does not run ahead of a fire in progress.
@@ -53,7 +52,7 @@ describe('scheduler runtime on a fake clock', () => {
     expect(await f.deps.schedules.fires(schedule.id)).toEqual([]);
     await advance(1_000, 1000, scheduler);
     const [fire] = await f.deps.schedules.fires(schedule.id);
-    expect(fire).toMatchObject({ fire_at: '2026-03-02T07:00:00.000Z', status: 'sent', edition_id: editionId, created_at: '2026-03-02T07:00:00.000Z' });
+    expect(fire).toMatchObject({ fireAt: '2026-03-02T07:00:00.000Z', status: 'sent', editionId: editionId, createdAt: '2026-03-02T07:00:00.000Z' });
     expect((await f.deps.deliveries.counts(editionId)).queued).toBe(4);
     expect((await f.deps.schedules.find(schedule.id))!.status).toBe('done');
     await advance(10_000, 1000, scheduler);
@@ -69,8 +68,8 @@ describe('scheduler runtime on a fake clock', () => {
     await scheduler.start();
     await advance(60_000, 1000, scheduler);
     const [fire] = await f.deps.schedules.fires(weekly.id);
-    expect(fire).toMatchObject({ fire_at: '2026-03-23T05:00:00.000Z', status: 'sent', created_at: '2026-03-23T05:00:00.000Z' });
-    expect((await f.deps.editions.find(fire!.edition_id!))!.storySlugs).toEqual(['b', 'a']);
+    expect(fire).toMatchObject({ fireAt: '2026-03-23T05:00:00.000Z', status: 'sent', createdAt: '2026-03-23T05:00:00.000Z' });
+    expect((await f.deps.editions.find(fire!.editionId!))!.storySlugs).toEqual(['b', 'a']);
     // Next Monday is after the spring change: 07:00 Kyiv is 04:00 UTC.
     await advance(7 * 24 * HOUR - HOUR, HOUR, scheduler);
     expect(brief(await f.deps.schedules.fires(weekly.id))).toEqual(['2026-03-23T05:00:00.000Z sent', '2026-03-30T04:00:00.000Z skipped']);
@@ -83,7 +82,7 @@ describe('scheduler runtime on a fake clock', () => {
     const scheduler = await f.scheduler({ pollMs: 5 * 60_000 });
     await scheduler.start();
     await advance(4 * HOUR, 30 * 60_000, scheduler); // until 03:00Z (05:00 CEST): 02:30 never happened; 03:30 CEST did
-    expect(await f.deps.schedules.fires(daily.id)).toMatchObject([{ fire_at: '2026-03-29T01:30:00.000Z', status: 'sent', created_at: '2026-03-29T01:30:00.000Z' }]);
+    expect(await f.deps.schedules.fires(daily.id)).toMatchObject([{ fireAt: '2026-03-29T01:30:00.000Z', status: 'sent', createdAt: '2026-03-29T01:30:00.000Z' }]);
     await scheduler.stop();
 
     vi.setSystemTime(new Date('2026-10-24T22:00:00Z'));
@@ -110,11 +109,11 @@ describe('scheduler runtime on a fake clock', () => {
     const scheduler = await f.scheduler();
     await scheduler.start();
     await scheduler.idle();
-    expect(await f.deps.schedules.fires(within.id)).toMatchObject([{ fire_at: '2026-03-23T05:00:00.000Z', status: 'sent', created_at: '2026-03-23T05:30:00.000Z' }]);
+    expect(await f.deps.schedules.fires(within.id)).toMatchObject([{ fireAt: '2026-03-23T05:00:00.000Z', status: 'sent', createdAt: '2026-03-23T05:30:00.000Z' }]);
     expect(await f.deps.schedules.fires(outside.id)).toEqual([]);
     expect(await f.deps.schedules.fires(late.id)).toEqual([]); // created at 04:00Z exactly: its 04:00Z fire is not after creation
     const [missed] = await f.deps.schedules.fires(oneOff.id);
-    expect(missed).toMatchObject({ fire_at: '2026-03-23T04:10:00.000Z', status: 'missed', edition_id: null });
+    expect(missed).toMatchObject({ fireAt: '2026-03-23T04:10:00.000Z', status: 'missed', editionId: null });
     expect(missed!.detail).toMatch(/more than the 60-minute grace period late/);
     expect((await f.deps.schedules.find(oneOff.id))!.status).toBe('done');
     expect((await f.deps.deliveries.counts(oneOffEdition)).queued).toBe(0);
@@ -149,10 +148,10 @@ describe('scheduler runtime on a fake clock', () => {
     await advance(2_000, 1000, scheduler);
     expect(scheduler.registered()).toEqual([oneOff.id, everyMinute.id]);
     await advance(3_000, 1000, scheduler);
-    expect(await f.deps.schedules.fires(oneOff.id)).toMatchObject([{ status: 'sent', created_at: '2026-03-02T07:00:05.000Z' }]);
+    expect(await f.deps.schedules.fires(oneOff.id)).toMatchObject([{ status: 'sent', createdAt: '2026-03-02T07:00:05.000Z' }]);
     await advance(55_000, 1000, scheduler);
     expect(brief(await f.deps.schedules.fires(everyMinute.id))).toEqual(['2026-03-02T07:01:00.000Z sent']);
-    await cancelSchedule({ schedules: (await fireDeps(other, f.log)).schedules, now: new Date() }, everyMinute.id);
+    await cancelSchedule({ schedules: (await other.adapters.fireDeps(f.log)).schedules, now: new Date() }, everyMinute.id);
     await advance(2_000, 1000, scheduler);
     expect(scheduler.registered()).toEqual([]);
     await advance(5 * 60_000, 1000, scheduler);
@@ -181,7 +180,7 @@ describe('scheduler runtime on a fake clock', () => {
     await f.addStory('c.md', datedStory('Story C', '2026-03-02T06:59:00Z'));
     await f.addStory('d.md', datedStory('Story D', '2026-03-02T07:01:10Z')); // published a minute later
     await advance(30_000, 1000, scheduler);
-    const sent = async () => (await f.deps.editions.list()).filter((e) => e.schedule_id === onPublish.id).map((e) => JSON.parse(e.story_slugs)[0] as string);
+    const sent = async () => (await f.deps.editions.list()).filter((e) => e.scheduleId === onPublish.id).map((e) => e.storySlugs[0]!);
     expect(await sent()).toEqual(['c']);
     await advance(60_000, 1000, scheduler);
     expect((await sent()).sort()).toEqual(['c', 'd']);
@@ -195,7 +194,7 @@ describe('scheduler runtime on a fake clock', () => {
   it('a schedule it cannot read is logged and skipped; the others still run', async () => {
     useFakeClock('2026-03-02T07:00:00Z');
     f = await scheduleFixture('sqlite', { stories: STORIES });
-    const db = (await f.app.store()).db;
+    const db = (await f.app.adapters.store()).db;
     const stamp = new Date().toISOString();
     await db.insertInto('schedules').values({ kind: 'recurring', list_slug: 'dispatch', edition_id: null, at: null, cron: '0 7 * * 9', timezone: 'UTC', audience: 'all', status: 'active', created_at: stamp, updated_at: stamp }).execute();
     const good = await add({ list: 'dispatch', cron: '*/10 * * * * *', tz: 'UTC', digest: true });
@@ -223,7 +222,7 @@ describe('scheduler runtime on a fake clock', () => {
     const fires = await f.deps.schedules.fires(digest.id);
     expect(fires).toHaveLength(6); // 06:59:40 … 07:00:30 every 10 s
     expect(fires.filter((x) => x.status === 'sent')).toHaveLength(1);
-    const editions = (await f.deps.editions.list()).filter((e) => e.schedule_id === digest.id);
+    const editions = (await f.deps.editions.list()).filter((e) => e.scheduleId === digest.id);
     expect(editions).toHaveLength(1);
     for (const id of ids) expect((await f.deps.deliveries.counts(id)).queued).toBe(4);
   });
@@ -249,15 +248,15 @@ describe.each(BACKENDS)('scheduler in real time on %s', (backend) => {
     await Promise.all([a.stop(), b.stop()]);
     const fires = (await deps.schedules.fires(schedule.id, 100)).reverse();
     expect(fires.length).toBeGreaterThanOrEqual(3);
-    const instants = fires.map((x) => new Date(x.fire_at).getTime());
+    const instants = fires.map((x) => new Date(x.fireAt).getTime());
     for (let i = 1; i < instants.length; i++) expect(instants[i]! - instants[i - 1]!, 'one fire per second, none skipped').toBe(1000);
     for (const fire of fires) {
       expect(['sent', 'skipped']).toContain(fire.status);
-      expect(new Date(fire.created_at).getTime() - new Date(fire.fire_at).getTime(), 'claimed within a second').toBeLessThan(1000);
+      expect(new Date(fire.createdAt).getTime() - new Date(fire.fireAt).getTime(), 'claimed within a second').toBeLessThan(1000);
     }
-    const editions = (await deps.editions.list()).filter((e) => e.schedule_id === schedule.id);
+    const editions = (await deps.editions.list()).filter((e) => e.scheduleId === schedule.id);
     expect(editions.length).toBe(fires.filter((x) => x.status === 'sent').length);
-    expect(editions.flatMap((e) => JSON.parse(e.story_slugs) as string[]).sort()).toEqual(['a', 'b', 'c']);
+    expect(editions.flatMap((e) => e.storySlugs).sort()).toEqual(['a', 'b', 'c']);
     expect(f.log.lines.filter((l) => l.startsWith('error'))).toEqual([]);
   });
 });

@@ -28,7 +28,7 @@ describe('admin API switched off', () => {
     }
     const post = await t.server.inject({ method: 'POST', url: '/api/subscribers', headers: auth, payload: { email: 'a@example.com' } });
     expect(post.statusCode).toBe(404);
-    expect((await (await t.app.subscribers()).countByStatus()).pending).toBe(0);
+    expect((await (await t.app.adapters.subscribers()).countByStatus()).pending).toBe(0);
   });
 });
 
@@ -56,7 +56,7 @@ describe('admin API', () => {
     const unknown = await t.server.inject({ url: '/api/unknown', headers: auth });
     expect(unknown.statusCode).toBe(404);
     expect(unknown.json()).toEqual({ error: 'not_found', message: 'no API route GET /api/unknown' });
-    expect((await (await t.app.subscribers()).countByStatus()).active).toBe(0);
+    expect((await (await t.app.adapters.subscribers()).countByStatus()).active).toBe(0);
   });
 
   it('adds a confirmed subscriber (201), refuses the same address in any case (409) and bad input (400)', async () => {
@@ -139,8 +139,8 @@ describe('admin API', () => {
 
   it('erases a subscriber (204): row and subscriptions gone; 404 when unknown', async () => {
     const id = (await add({ email: 'gone@example.com', lists: ['dispatch', 'weekly'], confirmed: true })).json().id as number;
-    const repo = await t.app.subscribers();
-    const store = await t.app.store();
+    const repo = await t.app.adapters.subscribers();
+    const store = await t.app.adapters.store();
     const res = await t.server.inject({ method: 'DELETE', url: '/api/subscribers/Gone@Example.com', headers: auth });
     expect(res.statusCode).toBe(204);
     expect(res.body).toBe('');
@@ -195,7 +195,7 @@ describe('admin API', () => {
 
   /** Sends an edition of dispatch to its mailable subscribers, recorded as a worker records it: the `bounces` bounce. */
   async function sendBouncing(bounces: string[]): Promise<number> {
-    return (await sendWithBounces((await t.app.store()).db, bounces, t.app.now())).editionId;
+    return (await sendWithBounces((await t.app.adapters.store()).db, bounces, t.app.now())).editionId;
   }
 
   it("shows a bounced subscriber's suppression and lifts it (200 with the new status); 404 when not suppressed", async () => {
@@ -260,7 +260,7 @@ describe('admin API: subscriber import', () => {
 
   const post = (payload: string | Readable, headers: Record<string, string> = {}) =>
     t.server.inject({ method: 'POST', url: '/api/subscribers/import', headers: { ...importAuth, 'content-type': 'text/csv', ...headers }, payload });
-  const stored = async () => Number((await sql<{ n: number }>`select count(*) as n from subscribers`.execute((await t.app.store()).db)).rows[0]!.n);
+  const stored = async () => Number((await sql<{ n: number }>`select count(*) as n from subscribers`.execute((await t.app.adapters.store()).db)).rows[0]!.n);
   // The spooled body is removed whatever happens.
   const spooled = async () => readdir(path.join(t.dataDir, 'tmp')).catch(() => []);
 

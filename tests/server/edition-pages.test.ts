@@ -12,7 +12,7 @@ afterEach(async () => t.close());
 
 async function digest(): Promise<number> {
   const { id } = await createEdition(
-    { content: await t.app.content(), templates: await t.app.emailTemplates(), editions: await t.app.editions(), now: t.app.now() },
+    { content: await t.app.content(), templates: await t.app.adapters.emailTemplates(), editions: await t.app.adapters.editions(), now: t.app.now() },
     { list: 'dispatch', digest: true },
   );
   return id;
@@ -21,11 +21,11 @@ async function digest(): Promise<number> {
 describe('GET /editions/:id, the web version of an edition', () => {
   it('is where a digest’s "view in browser" leads, and shows that digest as it was mailed', async () => {
     const id = await digest();
-    await (await t.app.subscribers()).insertMany(
+    await (await t.app.adapters.subscribers()).insertMany(
       [{ email: 'reader@example.com', emailKey: 'reader@example.com', name: null, status: 'active', source: 'test', consentIp: null, lists: [{ slug: 'dispatch', frequency: 'instant' }] }],
       t.app.now(),
     );
-    await enqueueEdition({ editions: await t.app.editions(), deliveries: await t.app.deliveries(), queue: await t.app.queue(), now: t.app.now }, id);
+    await enqueueEdition({ editions: await t.app.adapters.editions(), deliveries: await t.app.adapters.deliveries(), queue: await t.app.adapters.queue(), now: t.app.now }, id);
     const [mail] = await t.outbox();
     expect(linkIn(mail!, '/editions/')).toBe(`https://gazette.test/editions/${id}`);
     const html = String(mail!.parsed.html);
@@ -35,7 +35,7 @@ describe('GET /editions/:id, the web version of an edition', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
     // The same stories as the email; no subscriber's token in it.
-    const edition = (await (await t.app.editions()).find(id))!;
+    const edition = (await (await t.app.adapters.editions()).find(id))!;
     for (const slug of edition.storySlugs) expect(page.body).toContain(`/stories/${slug}`);
     expect(page.body).not.toMatch(/token=/);
     // Its inline styles are allowed on this page alone; it still may not run scripts or post forms.

@@ -5,8 +5,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { FeedCache } from '../../src/server/feed-cache.ts';
-import { GOLDEN_DIR, storyFile, TEMPLATES_DIR, tempContentDir } from '../helpers/content-dir.ts';
-import { backdate } from '../helpers/content-dir.ts';
+import { backdate, GOLDEN_DIR, storyFile, tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
 
 const RSS_TYPE = 'application/rss+xml; charset=utf-8';

@@ -86,7 +86,7 @@ describe('security headers, through inject', () => {
     expect(blocked.statusCode).toBe(429);
     expectSecured(blocked.headers, 'admin 429');
 
-    vi.spyOn(t.app, 'subscribers').mockRejectedValue(new Error('disk on fire'));
+    vi.spyOn(t.app.subscribers, 'counts').mockRejectedValue(new Error('disk on fire'));
     const failed = await t.server.inject({ url: '/api/subscribers/counts', headers: { authorization: `Bearer ${TOKEN}` }, remoteAddress: '192.0.2.7' });
     expect(failed.statusCode).toBe(500);
     expect(failed.body).not.toContain('disk on fire');

@@ -53,7 +53,7 @@ describe('the subscribe form after a refused post', () => {
     expect(choice(html, 'frequency', 'daily')).toContain(' checked');
     expect(choice(html, 'frequency', 'instant')).not.toContain(' checked');
     expect(html.match(/aria-invalid/g)).toHaveLength(1);
-    expect(await (await t.app.subscribers()).findByEmail('not-an-email')).toBeUndefined();
+    expect(await (await t.app.adapters.subscribers()).findByEmail('not-an-email')).toBeUndefined();
   });
 
   it('escapes what was typed', async () => {

@@ -2,8 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { checkEml } from '../helpers/check-eml.ts';
-import { linkIn } from '../helpers/outbox.ts';
-import { sendQueued } from '../helpers/outbox.ts';
+import { linkIn, sendQueued } from '../helpers/outbox.ts';
 import { testServer } from '../helpers/server.ts';
 
 type TestServer = Awaited<ReturnType<typeof testServer>>;
@@ -33,7 +32,7 @@ async function subscribe(fields: Record<string, string | string[]>, headers: Rec
 }
 
 async function subscriber(email: string) {
-  return (await t.app.subscribers()).findByEmail(email.toLowerCase());
+  return (await t.app.adapters.subscribers()).findByEmail(email.toLowerCase());
 }
 
 /** The confirm link of the confirmation email sent to `email`. */
@@ -61,7 +60,7 @@ describe('POST /subscribe', () => {
     expect(response.headers['content-type']).toMatch(/text\/html; charset=utf-8/);
     expect(response.body).toContain('Check your inbox');
     const stored = await subscriber('ann@example.com');
-    expect(stored).toMatchObject({ email: 'Ann@Example.com', status: 'pending', name: 'Ann', source: 'form', consent_ip: '203.0.113.9' });
+    expect(stored).toMatchObject({ email: 'Ann@Example.com', status: 'pending', name: 'Ann', source: 'form', consentIp: '203.0.113.9' });
     expect(stored!.lists).toEqual([
       { slug: 'dispatch', frequency: 'daily' },
       { slug: 'weekly', frequency: 'daily' },
@@ -164,7 +163,7 @@ describe('POST /subscribe', () => {
     expect(response.statusCode).toBe(400);
     expect(response.body).toMatch(message);
     expect(response.body).not.toMatch(/at .*\.ts:\d+/); // no stack trace
-    expect((await (await t.app.subscribers()).countByStatus()).pending).toBe(0);
+    expect((await (await t.app.adapters.subscribers()).countByStatus()).pending).toBe(0);
     expect(await t.outbox()).toHaveLength(0);
   });
 
@@ -289,7 +288,7 @@ describe('unsubscribe (RFC 8058)', () => {
     const stored = await subscriber('oneclick@example.com');
     expect(stored!.status).toBe('unsubscribed');
     expect(stored!.lists).toEqual([]);
-    expect(stored!.unsubscribed_at).toBe(clock.toISOString());
+    expect(stored!.unsubscribedAt).toBe(clock.toISOString());
   });
 
   it('accepts the one-click POST as multipart/form-data too, and years later', async () => {

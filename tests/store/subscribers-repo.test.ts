@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { openStore, type Store } from '../../src/store/database.ts';
 import { DeliveriesRepo } from '../../src/store/deliveries-repo.ts';
-import { SubscribersRepo, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
+import { SubscribersRepo } from '../../src/store/subscribers-repo.ts';
+import type { NewSubscriber } from '../../src/model/subscriber.ts';
 import { BACKENDS, freshDatabase, type TestDatabase } from '../helpers/databases.ts';
 import { sendWithBounces } from '../helpers/editions.ts';
 
@@ -47,7 +48,7 @@ describe.each(BACKENDS)('SubscribersRepo on %s', (backend) => {
     const id = await repo.insert(person('Ann@Example.com'), NOW);
     await expect(repo.insert(person('ann@example.COM'), NOW)).rejects.toThrow();
     const found = await repo.findByEmail('ann@example.com');
-    expect(found).toMatchObject({ id, email: 'Ann@Example.com', status: 'active', confirmed_at: NOW.toISOString() });
+    expect(found).toMatchObject({ id, email: 'Ann@Example.com', status: 'active', confirmedAt: NOW.toISOString() });
     expect(found!.lists).toEqual([{ slug: 'dispatch', frequency: 'instant' }]);
   });
 
@@ -78,7 +79,7 @@ describe.each(BACKENDS)('SubscribersRepo on %s', (backend) => {
     await repo.replaceLists(id, [{ slug: 'weekly', frequency: 'weekly' }], NOW);
     expect(await repo.findById(id)).toMatchObject({ status: 'active', lists: [{ slug: 'weekly', frequency: 'weekly' }] });
     await repo.setStatus(id, 'unsubscribed', NOW);
-    expect((await repo.findById(id))!.unsubscribed_at).toBe(NOW.toISOString());
+    expect((await repo.findById(id))!.unsubscribedAt).toBe(NOW.toISOString());
     expect(await repo.remove(id)).toBe(true);
     expect(await repo.findById(id)).toBeUndefined();
     expect(await repo.remove(id)).toBe(false);
@@ -146,17 +147,17 @@ describe.each(BACKENDS)('SubscribersRepo on %s', (backend) => {
       editionId,
     });
     // Active as they were before the bounce: their consent still dates from their confirmation.
-    expect(await repo.findById(ann)).toMatchObject({ status: 'active', updated_at: LIFTED_AT.toISOString(), confirmed_at: NOW.toISOString(), unsubscribed_at: null });
+    expect(await repo.findById(ann)).toMatchObject({ status: 'active', updatedAt: LIFTED_AT.toISOString(), confirmedAt: NOW.toISOString(), unsubscribedAt: null });
     expect(await repo.isSuppressed('ann@example.com')).toBe(false);
     expect(await repo.unsuppress('ann@example.com', LIFTED_AT)).toBeUndefined();
     expect(await deliveries.countEligible('dispatch', 'all')).toBe(1);
 
     expect(await repo.unsuppress('dan@example.com', LIFTED_AT)).toMatchObject({ email: 'dan@example.com', status: 'unsubscribed' });
-    expect(await repo.findById(dan)).toMatchObject({ status: 'unsubscribed', unsubscribed_at: LIFTED_AT.toISOString() });
+    expect(await repo.findById(dan)).toMatchObject({ status: 'unsubscribed', unsubscribedAt: LIFTED_AT.toISOString() });
     expect(await repo.unsuppress('eve@example.com', LIFTED_AT)).toMatchObject({ status: 'active', reason: 'complained', deliveryId: null, editionId: null });
     // A status the person chose (pending, unsubscribed) is theirs: lifting leaves it.
     expect(await repo.unsuppress('pat@example.com', LIFTED_AT)).toMatchObject({ status: 'pending', reason: 'manual' });
-    expect((await repo.findById(pat))!.updated_at).toBe(NOW.toISOString());
+    expect((await repo.findById(pat))!.updatedAt).toBe(NOW.toISOString());
 
     await repo.suppress('ghost@example.com', 'bounced', null, NOW);
     expect(await repo.unsuppress('ghost@example.com', LIFTED_AT)).toMatchObject({ email: 'ghost@example.com', status: null });

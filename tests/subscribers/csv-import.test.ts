@@ -3,10 +3,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { MailingList } from '../../src/content/model.ts';
+import type { MailingList } from '../../src/model/content.ts';
 import { InputError } from '../../src/errors.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
-import { SubscribersRepo, type NewSubscriber } from '../../src/store/subscribers-repo.ts';
+import { SubscribersRepo } from '../../src/store/subscribers-repo.ts';
+import type { NewSubscriber } from '../../src/model/subscriber.ts';
 import { exportSubscribersCsv } from '../../src/subscribers/csv-export.ts';
 import {
   importSubscribersCsv,
@@ -56,7 +57,7 @@ describe('importSubscribersCsv', () => {
     const summary = await run('email,name\nann@example.com,Ann\nBob@Example.com,\n');
     expect(summary).toEqual({ rows: 2, imported: 2, existing: 0, suppressed: 0, invalidCount: 0, invalid: [] });
     const bob = await repo.findByEmail('bob@example.com');
-    expect(bob).toMatchObject({ email: 'Bob@Example.com', name: null, status: 'pending', source: 'import', confirmed_at: null });
+    expect(bob).toMatchObject({ email: 'Bob@Example.com', name: null, status: 'pending', source: 'import', confirmedAt: null });
     expect(bob!.lists).toEqual([{ slug: 'dispatch', frequency: 'instant' }]);
     expect((await repo.findByEmail('ann@example.com'))!.name).toBe('Ann');
   });
@@ -64,7 +65,7 @@ describe('importSubscribersCsv', () => {
   it('makes rows active with confirmed, and uses --list and --frequency for rows that name none', async () => {
     await run('email,lists\na@example.com,\nb@example.com,dispatch:daily\n', { confirmed: true, list: 'weekly', frequency: 'weekly' });
     const a = await repo.findByEmail('a@example.com');
-    expect(a).toMatchObject({ status: 'active', confirmed_at: now.toISOString() });
+    expect(a).toMatchObject({ status: 'active', confirmedAt: now.toISOString() });
     expect(a!.lists).toEqual([{ slug: 'weekly', frequency: 'weekly' }]);
     expect((await repo.findByEmail('b@example.com'))!.lists).toEqual([{ slug: 'dispatch', frequency: 'daily' }]);
   });
@@ -303,7 +304,7 @@ describe('exportSubscribersCsv', () => {
       expect(pick(await exportText(otherRepo))).toEqual(pick(exported));
       expect((await otherRepo.findByEmail('bob@example.com'))!.name).toBe('=HYPERLINK("http://evil")');
       expect(await otherRepo.findByEmail('cat@example.com')).toMatchObject({ status: 'unsubscribed', lists: [] });
-      expect(await otherRepo.findByEmail('dan@example.com')).toMatchObject({ status: 'pending', confirmed_at: null });
+      expect(await otherRepo.findByEmail('dan@example.com')).toMatchObject({ status: 'pending', confirmedAt: null });
     } finally {
       await other.close();
       await rm(otherDir, { recursive: true, force: true });

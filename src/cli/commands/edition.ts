@@ -1,14 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { describeLeftOut } from '../../content/load-content.ts';
-import type { App } from '../../app.ts';
-import type { MailingList, Site } from '../../content/model.ts';
-import type { StoredEdition } from '../../store/editions-repo.ts';
-import { createEdition } from '../../edition/create-edition.ts';
-import { sampleMessage, writeSample } from '../../edition/write-preview.ts';
-import { NotFoundError } from '../../errors.ts';
-import { FREQUENCIES, type Audience } from '../../store/schema.ts';
-import { parseEmailAddress } from '../../subscribers/email-address.ts';
+import type { Audience } from '../../model/edition.ts';
+import { FREQUENCIES } from '../../model/subscriber.ts';
 import { InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
 import { withApp } from '../with-app.ts';
@@ -42,17 +35,19 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
         if (flags.audience !== 'all' && !FREQUENCIES.includes(flags.audience as never)) {
           throw new InputError(`--audience: expected all, ${FREQUENCIES.join(', ')}, got "${flags.audience}"`);
         }
-        const content = await app.content();
+        const { edition: created, leftOut } = await app.editions.create({
+          list: flags.list!,
+          story: flags.story,
+          digest: flags.digest,
+          sinceLast: flags.sinceLast,
+          subject: flags.subject,
+          audience: flags.audience as Audience,
+        });
         // One invalid story holds back nothing: the edition is made of the valid ones, and the editor is told.
-        const leftOut = describeLeftOut(content);
         if (leftOut) process.stderr.write(`${leftOut}\n`);
-        const result = await createEdition(
-          { content, templates: await app.emailTemplates(), editions: await app.editions(), now: app.now(), publications: await app.publications() },
-          { list: flags.list!, story: flags.story, digest: flags.digest, sinceLast: flags.sinceLast, subject: flags.subject, audience: flags.audience as Audience },
-        );
-        const created = (await (await app.editions()).find(result.id))!;
-        process.stderr.write(`edition ${result.id}: "${created.subject}" to ${created.list_slug}, ${result.stories.length} ${result.stories.length === 1 ? 'story' : 'stories'}, ${(created.html_bytes / 1024).toFixed(1)} KB HTML\n`);
-        process.stdout.write(`${result.id}\n`);
+        const stories = created.storySlugs.length;
+        process.stderr.write(`edition ${created.id}: "${created.subject}" to ${created.listSlug}, ${stories} ${stories === 1 ? 'story' : 'stories'}, ${(created.htmlBytes / 1024).toFixed(1)} KB HTML\n`);
+        process.stdout.write(`${created.id}\n`);
       }),
     );
 
@@ -62,13 +57,13 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .option('--json', 'machine-readable output')
     .action(
       withApp(makeApp, async (app, flags: { json?: boolean }) => {
-        const rows = await (await app.editions()).list();
+        const rows = await app.editions.list();
         if (flags.json) {
-          const out = rows.map((r) => ({ id: r.id, list: r.list_slug, kind: r.kind, audience: r.audience, subject: r.subject, status: r.status, stories: JSON.parse(r.story_slugs) as string[], created_at: r.created_at, completed_at: r.completed_at }));
+          const out = rows.map((r) => ({ id: r.id, list: r.listSlug, kind: r.kind, audience: r.audience, subject: r.subject, status: r.status, stories: r.storySlugs, createdAt: r.createdAt, completedAt: r.completedAt }));
           process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
           return;
         }
-        for (const r of rows) process.stdout.write(`${String(r.id).padStart(5)}  ${r.status.padEnd(8)} ${r.kind.padEnd(6)} ${r.list_slug.padEnd(12)} ${r.subject}\n`);
+        for (const r of rows) process.stdout.write(`${String(r.id).padStart(5)}  ${r.status.padEnd(8)} ${r.kind.padEnd(6)} ${r.listSlug.padEnd(12)} ${r.subject}\n`);
       }),
     );
 
@@ -78,7 +73,7 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .argument('<id>')
     .action(
       withApp(makeApp, async (app, id: string) => {
-        const e = await findEdition(app, editionId(id));
+        const e = await app.editions.find(editionId(id));
         const { compiled, ...rest } = e;
         process.stdout.write(`${JSON.stringify({ ...rest, preheader: compiled.preheader, recipientFields: [...new Set(compiled.html.fields)] }, null, 2)}\n`);
       }),
@@ -91,16 +86,8 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .option('--out <dir>', 'output folder (default: <data dir>/preview)')
     .action(
       withApp(makeApp, async (app, id: string, flags: { out?: string }) => {
-        const e = await findEdition(app, editionId(id));
-        const { site, list } = await originOf(app, e);
-        const result = await writeSample(
-          { tokens: await app.tokens(), signMessage: await app.signMessage(), outDir: path.resolve(flags.out ?? path.join(app.config.dataDir, 'preview')), now: app.now() },
-          site,
-          list,
-          e.compiled,
-          `edition-${e.id}`,
-        );
-        process.stdout.write(`${result.files.html}\n${result.files.text}\n${result.files.eml}\n`);
+        const files = await app.editions.preview(editionId(id), path.resolve(flags.out ?? path.join(app.config.dataDir, 'preview')));
+        process.stdout.write(`${files.html}\n${files.text}\n${files.eml}\n`);
       }),
     );
 
@@ -111,27 +98,8 @@ export function registerEdition(program: Command, makeApp: AppFactory): void {
     .requiredOption('--to <email>', 'where the test goes')
     .action(
       withApp(makeApp, async (app, id: string, flags: { to: string }) => {
-        const address = parseEmailAddress(flags.to);
-        if ('error' in address) throw new InputError(`--to: ${address.error.replace(/^email: /, '')}`);
-        const e = await findEdition(app, editionId(id));
-        const { site, list } = await originOf(app, e);
-        const { raw } = sampleMessage(await app.tokens(), site, list, e.compiled, app.now(), { id: 0, email: address.address, name: 'Test reader' }, { 'X-Gazette-Test': 'yes' }, '[TEST] ');
-        const transport = await app.transport();
-        await transport.send({ key: `test.e${e.id}.${app.now().getTime()}`, envelopeFrom: site.sender.address, to: address.address, raw: await (await app.signMessage())(raw) });
-        process.stderr.write(`test of edition ${e.id} sent to ${address.address} through ${transport.name}\n`);
+        const sent = await app.editions.sendTest(editionId(id), flags.to);
+        process.stderr.write(`test of edition ${id} sent to ${sent.to} through ${sent.transport}\n`);
       }),
     );
-}
-
-/** Who an edition is sent as: its own frozen origin, or (made before origins were kept) site.yaml's. */
-async function originOf(app: App, edition: StoredEdition): Promise<{ site: Pick<Site, 'baseUrl' | 'sender'>; list: MailingList }> {
-  if (edition.origin) return { site: edition.origin, list: edition.origin.list };
-  const { site } = await app.content();
-  return { site, list: site.lists.find((l) => l.slug === edition.list_slug) ?? { slug: edition.list_slug, name: edition.list_slug, description: '' } };
-}
-
-async function findEdition(app: App, id: number) {
-  const edition = await (await app.editions()).find(id);
-  if (!edition) throw new NotFoundError(`no edition ${id}`);
-  return edition;
 }

@@ -11,7 +11,7 @@ export function registerMigrate(program: Command, makeApp: AppFactory): void {
       runWithApp(
         () => makeApp({ createDatabase: true }),
         async (app) => {
-          await app.store();
+          await app.checkDatabase();
           process.stderr.write(`database ready: ${app.config.databaseUrl ? 'DATABASE_URL' : `${app.config.dataDir}/gazette.db`}\n`);
         },
       ),

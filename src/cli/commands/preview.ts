@@ -1,7 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { describeLeftOut } from '../../content/load-content.ts';
-import { writePreview } from '../../edition/write-preview.ts';
 import { InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
 
@@ -17,20 +15,14 @@ export function registerPreview(program: Command, makeApp: AppFactory): void {
     .action(async (options: { story?: string; digest?: boolean; list?: string; out?: string }) => {
       if (options.story && options.digest) throw new InputError('--story and --digest: choose one');
       const app = makeApp();
-      const content = await app.content();
-      const leftOut = describeLeftOut(content);
-      if (leftOut) process.stderr.write(`${leftOut}\n`);
-      const result = await writePreview({
-        content,
-        templates: await app.emailTemplates(),
-        tokens: await app.tokens(),
-        signMessage: await app.signMessage(),
-        outDir: path.resolve(options.out ?? path.join(app.config.dataDir, 'preview')),
-        now: app.now(),
-        story: options.story,
-        digest: options.digest,
-        list: options.list,
-      });
+      let result;
+      try {
+        const made = await app.editions.previewContent({ story: options.story, digest: options.digest, list: options.list }, path.resolve(options.out ?? path.join(app.config.dataDir, 'preview')));
+        if (made.leftOut) process.stderr.write(`${made.leftOut}\n`);
+        result = made.preview;
+      } finally {
+        await app.close();
+      }
       const shown = (file: string) => path.relative(process.cwd(), file);
       process.stdout.write(
         `preview "${result.name}" (${(result.htmlBytes / 1024).toFixed(1)} KB of HTML):\n` +

@@ -1,17 +1,8 @@
 import type { Command } from 'commander';
-import { InputError, NotFoundError } from '../../errors.ts';
-import { publishNewStories } from '../../schedule/fire-schedule.ts';
-import {
-  addScheduleWithNotes,
-  cancelSchedule,
-  describeSchedule,
-  scheduleId,
-  scheduleView,
-  upcomingFires,
-  type ScheduleView,
-  type UpcomingFire,
-} from '../../schedule/manage-schedules.ts';
-import { fireDeps, schedulesRepo, startScheduler, stderrLog } from '../../schedule/start-scheduler.ts';
+import { InputError } from '../../errors.ts';
+import { describeSchedule, upcomingFires, type ScheduleView, type UpcomingFire } from '../../schedule/manage-schedules.ts';
+import { stderrScheduleLog } from '../../app.ts';
+import { fireJson } from '../../schedule/schedule-use-cases.ts';
 import type { AppFactory } from '../main.ts';
 import { withApp } from '../with-app.ts';
 
@@ -45,12 +36,10 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--allow-duplicate', 'add it even when an active schedule already sends the same (same list and kind, same fire times)')
     .action(
       withApp(makeApp, async (app, flags: AddFlags) => {
-        const schedules = await schedulesRepo(app);
-        const { schedule: row, notes } = await addScheduleWithNotes({ schedules, editions: await app.editions(), content: () => app.content(), now: app.now() }, flags);
-        const view = await scheduleView(schedules, row, app.now());
+        const { schedule: row, view, notes } = await app.schedules.add(flags);
         const next = view.next_fire ? `; next fire ${both(view.next_fire)}` : '';
         for (const note of notes) process.stderr.write(`note: ${note}\n`);
-        process.stderr.write(`schedule ${row.id}: ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}${next}\n`);
+        process.stderr.write(`schedule ${row.id}: ${row.kind} to ${row.listSlug}: ${describeSchedule(row)}${next}\n`);
         process.stdout.write(`${row.id}\n`);
       }),
     );
@@ -61,8 +50,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--json', 'machine-readable output')
     .action(
       withApp(makeApp, async (app, flags: { json?: boolean }) => {
-        const schedules = await schedulesRepo(app);
-        const views = await Promise.all((await schedules.list()).map((row) => scheduleView(schedules, row, app.now())));
+        const views = await app.schedules.list();
         process.stdout.write(flags.json ? `${JSON.stringify(views, null, 2)}\n` : formatList(views));
       }),
     );
@@ -74,29 +62,23 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .option('--json', 'machine-readable output')
     .action(
       withApp(makeApp, async (app, id: string, flags: { json?: boolean }) => {
-        const schedules = await schedulesRepo(app);
-        const row = await schedules.find(scheduleId(id));
-        if (!row) throw new NotFoundError(`no schedule ${id}`);
-        const view = await scheduleView(schedules, row, app.now());
-        const fires = await schedules.fires(row.id, 50);
-        // An on-publish schedule has no fires: what it did is the stories it sent.
-        const stories = row.kind === 'on-publish' ? await schedules.sentStories(row.id) : [];
+        const { schedule: row, view, fires, stories } = await app.schedules.show(id);
         if (flags.json) {
-          const history = fires.map((f) => ({ fire_at: f.fire_at, status: f.status, attempts: f.attempts ?? 1, next_attempt_at: f.next_attempt_at, edition_id: f.edition_id, detail: f.detail }));
+          const history = fires.map(fireJson);
           const sent = stories.map((story) => ({ story: story.slug, edition_id: story.editionId, at: story.at }));
           process.stdout.write(`${JSON.stringify({ ...view, fires: history, ...(row.kind === 'on-publish' ? { stories: sent } : {}) }, null, 2)}\n`);
           return;
         }
         const lines = [
-          `schedule ${row.id} (${row.status}): ${row.kind} to ${row.list_slug}: ${describeSchedule(row)}`,
+          `schedule ${row.id} (${row.status}): ${row.kind} to ${row.listSlug}: ${describeSchedule(row)}`,
           ...upcomingFires(row, app.now(), 3).map((fire) => `  next ${both(fire)}`),
           ...(row.kind === 'on-publish'
             ? [stories.length === 0 ? '  no story sent yet' : '  stories sent, newest first:', ...stories.map((story) => `    ${story.at}  ${story.slug}  edition ${story.editionId}`)]
             : [fires.length === 0 ? '  no fires yet' : '  fires, newest first:']),
           ...fires.map((f) => {
-            const retry = f.status === 'retrying' && f.next_attempt_at ? ` (next try ${f.next_attempt_at})` : '';
+            const retry = f.status === 'retrying' && f.nextAttemptAt ? ` (next try ${f.nextAttemptAt})` : '';
             const detail = f.detail ? `\n      ${f.detail.replace(/\n/g, '\n      ')}` : '';
-            return `    ${f.fire_at}  ${f.status}${retry}${f.edition_id ? `  edition ${f.edition_id}` : ''}${detail}`;
+            return `    ${f.fireAt}  ${f.status}${retry}${f.editionId ? `  edition ${f.editionId}` : ''}${detail}`;
           }),
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
@@ -109,7 +91,7 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .argument('<id>')
     .action(
       withApp(makeApp, async (app, id: string) => {
-        const row = await cancelSchedule({ schedules: await schedulesRepo(app), now: app.now() }, scheduleId(id));
+        const { schedule: row } = await app.schedules.cancel(id);
         process.stderr.write(`schedule ${row.id} cancelled (${describeSchedule(row)})\n`);
       }),
     );
@@ -124,24 +106,17 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
       withApp(makeApp, async (app, id: string | undefined, flags: { count: string; json?: boolean }) => {
         const count = Number(flags.count);
         if (!Number.isInteger(count) || count < 1 || count > 1000) throw new InputError(`--count: expected a whole number from 1 to 1000, got "${flags.count}"`);
-        const schedules = await schedulesRepo(app);
-        let rows = await schedules.list('active');
-        if (id !== undefined) {
-          const one = await schedules.find(scheduleId(id));
-          if (!one) throw new NotFoundError(`no schedule ${id}`);
-          rows = [one];
-        }
-        const result = rows.map((row) => ({ id: row.id, kind: row.kind, status: row.status, fires: upcomingFires(row, app.now(), count) }));
+        const entries = await app.schedules.next(id, count);
+        const result = entries.map(({ schedule: row, fires }) => ({ id: row.id, kind: row.kind, status: row.status, fires }));
         if (flags.json) {
           process.stdout.write(`${JSON.stringify(id === undefined ? result : result[0], null, 2)}\n`);
           return;
         }
-        for (const [i, entry] of result.entries()) {
-          const row = rows[i]!;
-          process.stdout.write(`schedule ${row.id} (${row.kind}, ${row.list_slug}): ${describeSchedule(row)}\n`);
+        for (const { schedule: row, fires } of entries) {
+          process.stdout.write(`schedule ${row.id} (${row.kind}, ${row.listSlug}): ${describeSchedule(row)}\n`);
           if (row.status !== 'active') process.stdout.write(`  ${row.status}: no more fires\n`);
           else if (row.kind === 'on-publish') process.stdout.write('  fires when a story is published (checked every 30 s by the scheduler)\n');
-          for (const fire of entry.fires) process.stdout.write(`  ${both(fire)}\n`);
+          for (const fire of fires) process.stdout.write(`  ${both(fire)}\n`);
         }
       }),
     );
@@ -151,12 +126,8 @@ export function registerSchedule(program: Command, makeApp: AppFactory): void {
     .description('send newly published stories for every on-publish schedule now (the scheduler also checks every 30 s)')
     .action(
       withApp(makeApp, async (app) => {
-        const deps = await fireDeps(app);
-        const rows = (await deps.schedules.list('active')).filter((s) => s.kind === 'on-publish');
-        const content = await app.content();
-        let sent = 0;
-        for (const row of rows) sent += (await publishNewStories(deps, row, content)).length;
-        process.stderr.write(`${rows.length} on-publish ${rows.length === 1 ? 'schedule' : 'schedules'} checked; ${sent} ${sent === 1 ? 'story' : 'stories'} sent\n`);
+        const { checked, sent } = await app.schedules.checkOnPublish();
+        process.stderr.write(`${checked} on-publish ${checked === 1 ? 'schedule' : 'schedules'} checked; ${sent} ${sent === 1 ? 'story' : 'stories'} sent\n`);
       }),
     );
 }
@@ -169,7 +140,7 @@ export function registerScheduler(program: Command, makeApp: AppFactory): void {
     .action(async () => {
       const app = makeApp();
       try {
-        const running = await startScheduler(app, { log: stderrLog });
+        const running = await app.schedules.start({ log: stderrScheduleLog });
         process.stderr.write(`scheduler: running ${running.scheduler.registered().length} active schedules (grace ${Math.round(app.config.scheduleGraceMs / 60_000)} min)\n`);
         await new Promise<void>((resolve) => {
           process.once('SIGTERM', resolve);
@@ -194,7 +165,7 @@ function formatList(views: ScheduleView[]): string {
     const why = v.last_fire && ['failed', 'retrying', 'missed', 'skipped'].includes(v.last_fire.status) && v.last_fire.detail ? ` (${v.last_fire.detail.split('\n')[0]})` : '';
     const last = v.last_fire ? `last ${v.last_fire.fire_at} ${v.last_fire.status}${why}` : v.stories_sent !== null ? `${v.stories_sent} sent` : 'never fired';
     const next = v.next_fire ? `next ${both(v.next_fire)}` : '';
-    return `${String(v.id).padStart(4)}  ${v.status.padEnd(9)} ${v.kind.padEnd(10)} ${v.list.padEnd(12)} ${describeSchedule({ ...v, list_slug: v.list })}  ${[next, last].filter(Boolean).join(' · ')}`;
+    return `${String(v.id).padStart(4)}  ${v.status.padEnd(9)} ${v.kind.padEnd(10)} ${v.list.padEnd(12)} ${describeSchedule({ ...v, listSlug: v.list, editionId: v.edition_id })}  ${[next, last].filter(Boolean).join(' · ')}`;
   });
   return `${lines.join('\n')}\n`;
 }

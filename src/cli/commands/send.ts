@@ -1,9 +1,9 @@
 import { setTimeout as sleepFor } from 'node:timers/promises';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
-import { enqueueEdition, type EnqueueResult } from '../../edition/enqueue-edition.ts';
-import { editionStatus, type EditionStatusReport } from '../../edition/edition-status.ts';
-import { recentEditions, type RecentEdition } from '../../edition/recent-editions.ts';
+import { type EnqueueResult } from '../../edition/enqueue-edition.ts';
+import { type EditionStatusReport } from '../../edition/edition-status.ts';
+import { type RecentEdition } from '../../edition/recent-editions.ts';
 import { GazetteError, InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
 import { withApp } from '../with-app.ts';
@@ -31,6 +31,18 @@ export function registerSend(program: Command, makeApp: AppFactory): void {
     );
 
   program
+    .command('pause')
+    .description('hold a send back: workers give its messages back unsent until `gazette send ID` resumes it')
+    .argument('<id>', 'edition id')
+    .option('--reason <text>', 'why, shown by `gazette status`')
+    .action(
+      withApp(makeApp, async (app, id: string, options: { reason?: string }) => {
+        const edition = await app.editions.pause(editionId(id), options.reason);
+        process.stderr.write(`edition ${edition.id}: paused (${edition.lastError}); \`gazette send ${edition.id}\` resumes it\n`);
+      }),
+    );
+
+  program
     .command('status')
     .description('without an id: the 20 newest editions; with one: its send: queued, sending, sent, failed, bounced, rate, ETA (exit 1 when paused, failed or incomplete)')
     .argument('[id]', 'edition id (without one: list the newest editions)')
@@ -40,7 +52,7 @@ export function registerSend(program: Command, makeApp: AppFactory): void {
       withApp(makeApp, async (app, id: string | undefined, options: { json?: boolean; watch?: boolean }) => {
         if (id === undefined) {
           if (options.watch) throw new InputError('--watch follows one edition: gazette status ID --watch');
-          const editions = await recentEditions({ editions: await app.editions(), deliveries: await app.deliveries() });
+          const editions = await app.editions.recent();
           process.stdout.write(options.json ? `${JSON.stringify(editions, null, 2)}\n` : formatRecent(editions));
           return;
         }
@@ -58,22 +70,16 @@ export function registerSend(program: Command, makeApp: AppFactory): void {
     );
 }
 
-async function statusOf(app: App, id: number): Promise<EditionStatusReport> {
-  return editionStatus({ editions: await app.editions(), deliveries: await app.deliveries() }, id, app.now());
+function statusOf(app: App, id: number): Promise<EditionStatusReport> {
+  return app.editions.status(id);
 }
 
 async function sendEdition(app: App, id: number, flags: { wait: boolean; includeNew: boolean }): Promise<void> {
-  const editions = await app.editions();
-  const deliveries = await app.deliveries();
-  const edition = await editions.find(id);
-  const total = edition ? await deliveries.countEligible(edition.list_slug, edition.audience) : 0;
-  const bar = progressBar(`enqueue #${id}`, total);
-  const result = await enqueueEdition({ editions, deliveries, queue: await app.queue(), now: app.now }, id, {
-    includeNew: flags.includeNew,
-    onProgress: (added) => bar.update(added),
-  });
+  const edition = await app.editions.find(id);
+  const bar = progressBar(`enqueue #${id}`, await app.editions.audienceSize(id));
+  const result = await app.editions.send(id, { includeNew: flags.includeNew, onProgress: (added) => bar.update(added) });
   bar.stop();
-  process.stderr.write(describeEnqueue(result, edition?.last_error ?? null, flags.includeNew));
+  process.stderr.write(describeEnqueue(result, edition.lastError, flags.includeNew));
   if (!flags.wait) return;
   await deliverHere(app, id);
   const report = await statusOf(app, id);

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import type { App } from '../../app.ts';
 import { GazetteError, InputError } from '../../errors.ts';
 import { buildServer } from '../../server/server.ts';
-import { startScheduler } from '../../schedule/start-scheduler.ts';
 import type { AppFactory } from '../main.ts';
 
 /** `gazette serve`: the HTTP server (pages, feeds, subscriptions, admin API). */
@@ -25,7 +24,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       let server: FastifyInstance | undefined;
       try {
         server = await buildServer(app, { logger: true });
-        await (await app.store()).db.selectFrom('subscribers').select('id').limit(1).execute(); // migrate before taking traffic
+        await app.checkDatabase(); // migrate before taking traffic
         await listen(server, effectivePort, options.host);
       } catch (error) {
         // Nothing was started yet: no worker, no scheduler; close what was opened so the process can exit.
@@ -51,7 +50,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
           server.log.fatal({ err: error }, 'worker stopped: shutting down');
           controller.abort();
         });
-      const scheduler = await startScheduler(app, { log: server.log });
+      const scheduler = await app.schedules.start({ log: server.log });
       await stopped;
       server.log.info('shutting down: finishing the messages in flight');
       controller.abort();

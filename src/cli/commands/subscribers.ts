@@ -6,12 +6,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
 import { InputError, NotFoundError, type GazetteError } from '../../errors.ts';
-import { FREQUENCIES, type Frequency, type SubscriberStatus, type SuppressionReason } from '../../store/schema.ts';
-import type { LiftedSuppression, SubscriberWithLists, WithSuppression } from '../../store/subscribers-repo.ts';
-import { exportSubscribersCsv, formatLists, subscriberJson } from '../../subscribers/csv-export.ts';
-import { importSubscribersCsv, type ImportSummary } from '../../subscribers/csv-import.ts';
-import { parseEmailAddress } from '../../subscribers/email-address.ts';
-import { liftEditionSuppressions, liftSuppression } from '../../subscribers/suppression.ts';
+import { FREQUENCIES, type Frequency, type LiftedSuppression, type Subscriber, type SubscriberStatus, type SuppressionReason, type WithSuppression } from '../../model/subscriber.ts';
+import { formatLists, subscriberJson } from '../../subscribers/csv-export.ts';
+import { type ImportSummary } from '../../subscribers/csv-import.ts';
 import type { AppFactory } from '../main.ts';
 import { runWithApp } from '../with-app.ts';
 
@@ -35,7 +32,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--confirmed', CONSENT_HELP)
     .action((email: string, flags: { name?: string; list?: string; frequency?: string; confirmed?: boolean }) =>
       runWithApp(makeApp, async (app) => {
-        const added = await (await app.subscriptions()).add({
+        const added = await app.subscribers.add({
           email,
           name: flags.name,
           lists: flags.list,
@@ -67,9 +64,8 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .option('--list <slug>', 'only subscribers of this list')
     .action((flags: { list?: string }) =>
       runWithApp(makeApp, async (app) => {
-        const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
-        const repo = await app.subscribers();
-        await toStdout((out) => exportSubscribersCsv(repo, out, { list, end: false }).then(() => undefined));
+        const list = flags.list === undefined ? undefined : await app.subscribers.knownList(flags.list, '--list');
+        await toStdout((out) => app.subscribers.export(out, { list, end: false }));
       }),
     );
 
@@ -84,7 +80,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
         if (flags.status !== undefined && !STATUSES.includes(flags.status as SubscriberStatus)) {
           throw new InputError(`--status: expected one of ${STATUSES.join(', ')}, got "${flags.status}"`);
         }
-        const list = flags.list === undefined ? undefined : await checkList(app, flags.list);
+        const list = flags.list === undefined ? undefined : await app.subscribers.knownList(flags.list, '--list');
         await toStdout((out) => listAll(app, out, { json: flags.json ?? false, status: flags.status as SubscriberStatus | undefined, list }));
       }),
     );
@@ -95,11 +91,7 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
     .argument('<email>', 'the address')
     .action((email: string) =>
       runWithApp(makeApp, async (app) => {
-        const address = parseEmailAddress(email);
-        if ('error' in address) throw new InputError(address.error);
-        const repo = await app.subscribers();
-        const subscriber = await repo.findByEmail(address.key);
-        if (!subscriber || !(await repo.remove(subscriber.id))) throw new NotFoundError(`no subscriber with the address ${address.address}`);
+        const subscriber = await app.subscribers.remove(email);
         process.stdout.write(`removed ${subscriber.email} (subscriber ${subscriber.id}): personal data erased\n`);
       }),
     );
@@ -115,9 +107,8 @@ export function registerSubscribers(program: Command, makeApp: AppFactory): void
 /** Lifts each address (or one edition's bounces), one line each; an address that is not suppressed fails after the others are done. */
 async function unsuppress(app: App, emails: string[], edition: string | undefined): Promise<void> {
   if (edition !== undefined && emails.length > 0) throw new InputError('give addresses or --edition ID, not both');
-  const store = await app.subscribers();
   if (edition !== undefined) {
-    const lifted = await liftEditionSuppressions({ store, editions: await app.editions() }, edition, app.now());
+    const lifted = await app.subscribers.unsuppressEdition(edition);
     process.stdout.write(
       lifted.length === 0
         ? `edition ${edition}: nothing to lift (none of its bounces is suppressed)\n`
@@ -129,7 +120,7 @@ async function unsuppress(app: App, emails: string[], edition: string | undefine
   const failures: GazetteError[] = [];
   for (const email of emails) {
     try {
-      process.stdout.write(liftedLine(await liftSuppression(store, email, app.now())));
+      process.stdout.write(liftedLine(await app.subscribers.unsuppress(email)));
     } catch (error) {
       if (!(error instanceof InputError || error instanceof NotFoundError)) throw error;
       failures.push(error);
@@ -148,12 +139,6 @@ function liftedLine(lifted: LiftedSuppression): string {
   return `lifted suppression of ${lifted.email} (${REASON_WORDS[lifted.reason]} on ${lifted.since.slice(0, 10)}${detail}); ${status}\n`;
 }
 
-async function checkList(app: App, slug: string): Promise<string> {
-  const known = (await app.content()).site.lists;
-  if (!known.some((l) => l.slug === slug)) throw new InputError(`--list: unknown list "${slug}" (known: ${known.map((l) => l.slug).join(', ')})`);
-  return slug;
-}
-
 function checkFrequency(value: string | undefined): Frequency | undefined {
   if (value === undefined) return undefined;
   if (!FREQUENCIES.includes(value as Frequency)) throw new InputError(`--frequency: expected one of ${FREQUENCIES.join(', ')}, got "${value}"`);
@@ -167,21 +152,16 @@ async function importFile(app: App, file: string, flags: { list?: string; freque
     () => undefined,
   );
   if (size === undefined) throw new InputError(`${file}: no such file`);
-  const content = await app.content();
-  const repo = await app.subscribers();
   const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: '{phase} [{bar}] {percentage}% | {rows} rows', stream: process.stderr }, cliProgress.Presets.shades_classic) : undefined;
   // The file is read twice, checked then stored (nothing is stored from a broken file): one bar over both passes.
   bar?.start(size * 2, 0, { phase: 'checking ', rows: 0 });
   let summary: ImportSummary;
   try {
-    summary = await importSubscribersCsv(() => createReadStream(file), {
-      repo,
-      lists: content.site.lists,
+    summary = await app.subscribers.import({
+      open: () => createReadStream(file),
       list: flags.list,
       confirmed: flags.confirmed ?? false,
       frequency: checkFrequency(flags.frequency),
-      now: app.now(),
-      source: 'import',
       onProgress: ({ phase, rows, bytes }) =>
         phase === 'validate' ? bar?.update(bytes, { phase: 'checking ', rows }) : bar?.update(size + bytes, { phase: 'importing', rows }),
     });
@@ -223,29 +203,24 @@ function writeOut(out: Writable, text: string): Promise<void> {
 }
 
 async function listAll(app: App, out: Writable, options: { json: boolean; status: SubscriberStatus | undefined; list: string | undefined }): Promise<void> {
-  const repo = await app.subscribers();
   let count = 0;
   let suppressed = 0;
   await writeOut(out, options.json ? '[' : `${'ID'.padEnd(7)} ${'EMAIL'.padEnd(36)} ${'STATUS'.padEnd(13)} ${'LISTS'.padEnd(28)} NAME\n`);
-  for (let afterId = 0; ; ) {
-    const batch = await repo.batchAfter(afterId, 1000, options.list);
-    const shown = await repo.attachSuppressions(options.status ? batch.filter((s) => s.status === options.status) : batch);
-    const text = shown
+  for await (const batch of app.subscribers.batches({ list: options.list, status: options.status })) {
+    const text = batch
       .map((s) => {
         count += 1;
         if (s.suppression) suppressed += 1;
         return options.json ? `${count > 1 ? ',' : ''}\n  ${JSON.stringify(subscriberJson(s))}` : row(s);
       })
       .join('');
-    if (text) await writeOut(out, text);
-    if (batch.length < 1000) break;
-    afterId = batch[batch.length - 1]!.id;
+    await writeOut(out, text);
   }
   const marked = suppressed ? `, ${suppressed} suppressed (marked *: never mailed; \`gazette subscribers unsuppress EMAIL\` lifts it)` : '';
   await writeOut(out, options.json ? `${count ? '\n' : ''}]\n` : `${count} subscriber${count === 1 ? '' : 's'}${marked}\n`);
 }
 
-function row(s: WithSuppression<SubscriberWithLists>): string {
+function row(s: WithSuppression<Subscriber>): string {
   const status = `${s.status}${s.suppression ? '*' : ''}`;
   return `${String(s.id).padEnd(7)} ${s.email.padEnd(36)} ${status.padEnd(13)} ${(formatLists(s.lists) || '-').padEnd(28)} ${printable(s.name ?? '')}\n`;
 }

@@ -21,16 +21,14 @@ export function registerWorker(program: Command, makeApp: AppFactory): void {
         const worker = await app.worker({ resumeOutages: !options.exitWhenIdle }, (event, details) =>
           process.stderr.write(`worker: ${event} ${JSON.stringify(details)}\n`),
         );
-        process.stderr.write(`worker: sending through ${(await app.transport()).name}, ${app.config.concurrency} at once, ${app.config.rate}/s\n`);
-        const queue = await app.queue();
-        const notices = await app.notices();
+        process.stderr.write(`worker: sending through ${worker.transportName}, ${app.config.concurrency} at once, ${app.config.rate}/s\n`);
         let idlePolls = 0;
         await worker.run({
           signal: controller.signal,
           // Twice empty in a row: another worker may still hold a few jobs for a moment.
           stopWhenIdle: options.exitWhenIdle
             ? async () => {
-                idlePolls = (await queue.size()) + (await notices.due()) === 0 ? idlePolls + 1 : 0;
+                idlePolls = (await app.backlog()) === 0 ? idlePolls + 1 : 0;
                 return idlePolls >= 2;
               }
             : undefined,

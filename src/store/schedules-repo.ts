@@ -1,23 +1,14 @@
 import type { Kysely } from 'kysely';
-import type { Audience, Database, FireStatus, ScheduleFireRow, ScheduleKind, ScheduleRow, ScheduleStatus } from '../store/schema.ts';
-
-/** A schedule to store; which fields are set depends on the kind. */
-export interface NewSchedule {
-  kind: ScheduleKind;
-  listSlug: string;
-  editionId?: number | null;
-  at?: Date | null;
-  cron?: string | null;
-  timezone?: string | null;
-  audience: Audience;
-}
+import type { NewSchedule, ScheduleRecords } from '../schedule/schedule-records.ts';
+import type { Database, ScheduleFireRow, ScheduleRow } from './schema.ts';
+import type { FireStatus, Schedule, ScheduleFire, ScheduleStatus } from '../model/schedule.ts';
 
 /** Schedules, their fires and the stories on-publish schedules have seen. */
-export class SchedulesRepo {
+export class SchedulesRepo implements ScheduleRecords {
   constructor(private readonly db: Kysely<Database>) {}
 
   /** Stores a new active schedule, and for on-publish the stories already published (they are not sent). */
-  async insert(schedule: NewSchedule, now: Date, alreadyPublished: string[] = []): Promise<ScheduleRow> {
+  async insert(schedule: NewSchedule, now: Date, alreadyPublished: string[] = []): Promise<Schedule> {
     const at = now.toISOString();
     return this.db.transaction().execute(async (trx) => {
       const row = await trx
@@ -43,20 +34,21 @@ export class SchedulesRepo {
           .onConflict((oc) => oc.columns(['schedule_id', 'story_slug']).doNothing())
           .execute();
       }
-      return row;
+      return scheduleOf(row);
     });
   }
 
   /** The schedule with this id. */
-  async find(id: number): Promise<ScheduleRow | undefined> {
-    return this.db.selectFrom('schedules').selectAll().where('id', '=', id).executeTakeFirst();
+  async find(id: number): Promise<Schedule | undefined> {
+    const row = await this.db.selectFrom('schedules').selectAll().where('id', '=', id).executeTakeFirst();
+    return row && scheduleOf(row);
   }
 
   /** Schedules, oldest first; only those with the given status when asked. */
-  async list(status?: ScheduleStatus): Promise<ScheduleRow[]> {
+  async list(status?: ScheduleStatus): Promise<Schedule[]> {
     let query = this.db.selectFrom('schedules').selectAll();
     if (status) query = query.where('status', '=', status);
-    return query.orderBy('id').execute();
+    return (await query.orderBy('id').execute()).map(scheduleOf);
   }
 
   /** Sets the status (cancelled, done) and moves updated_at, so other schedulers notice. Returns false when unchanged. */
@@ -122,8 +114,9 @@ export class SchedulesRepo {
   }
 
   /** Fires waiting to be tried again whose time has come. */
-  async retryingDue(now: Date): Promise<ScheduleFireRow[]> {
-    return this.db.selectFrom('schedule_fires').selectAll().where('status', '=', 'retrying').where('next_attempt_at', '<=', now.toISOString()).orderBy('id').execute();
+  async retryingDue(now: Date): Promise<ScheduleFire[]> {
+    const rows = await this.db.selectFrom('schedule_fires').selectAll().where('status', '=', 'retrying').where('next_attempt_at', '<=', now.toISOString()).orderBy('id').execute();
+    return rows.map(fireOf);
   }
 
   /** Claims a retrying fire for another try (running, leased, one more attempt); false when another process took it. */
@@ -155,19 +148,21 @@ export class SchedulesRepo {
   }
 
   /** A schedule's fires, newest first. */
-  async fires(scheduleId: number, limit = 20): Promise<ScheduleFireRow[]> {
-    return this.db.selectFrom('schedule_fires').selectAll().where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+  async fires(scheduleId: number, limit = 20): Promise<ScheduleFire[]> {
+    const rows = await this.db.selectFrom('schedule_fires').selectAll().where('schedule_id', '=', scheduleId).orderBy('fire_at', 'desc').orderBy('id', 'desc').limit(limit).execute();
+    return rows.map(fireOf);
   }
 
   /** Fires still marked running whose lease ran out: their process died (or stalled) half-way. */
-  async runningFires(now: Date): Promise<ScheduleFireRow[]> {
-    return this.db
+  async runningFires(now: Date): Promise<ScheduleFire[]> {
+    const rows = await this.db
       .selectFrom('schedule_fires')
       .selectAll()
       .where('status', '=', 'running')
       .where((eb) => eb.or([eb('lease_until', '<', now.toISOString()), eb('lease_until', 'is', null)]))
       .orderBy('id')
       .execute();
+    return rows.map(fireOf);
   }
 
   /** Claims a story for an on-publish schedule; false when it was claimed (sent, or present at creation) before. */
@@ -232,4 +227,36 @@ export class SchedulesRepo {
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
+}
+
+function scheduleOf(row: ScheduleRow): Schedule {
+  return {
+    id: row.id,
+    kind: row.kind,
+    listSlug: row.list_slug,
+    editionId: row.edition_id,
+    at: row.at,
+    cron: row.cron,
+    timezone: row.timezone,
+    audience: row.audience,
+    status: row.status,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+function fireOf(row: ScheduleFireRow): ScheduleFire {
+  return {
+    id: row.id,
+    scheduleId: row.schedule_id,
+    fireAt: row.fire_at,
+    status: row.status,
+    editionId: row.edition_id,
+    detail: row.detail,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    leaseUntil: row.lease_until,
+    attempts: row.attempts ?? 1,
+    nextAttemptAt: row.next_attempt_at,
+  };
 }

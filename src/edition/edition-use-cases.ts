@@ -1,0 +1,143 @@
+import { describeLeftOut } from '../content/load-content.ts';
+import type { SendQueue } from '../delivery/send-queue.ts';
+import type { MessageSigner } from '../delivery/dkim.ts';
+import type { Transport } from '../delivery/transport.ts';
+import { InputError, NotFoundError } from '../errors.ts';
+import type { TokenSigner } from '../links/tokens.ts';
+import type { Content, MailingList, Site } from '../model/content.ts';
+import type { Edition, EditionSummary } from '../model/edition.ts';
+import type { EmailTemplates } from '../render/email-templates.ts';
+import { parseEmailAddress } from '../subscribers/email-address.ts';
+import { createEdition, type EditionRequest } from './create-edition.ts';
+import type { DeliveryRecords, EditionRecords } from './edition-records.ts';
+import { editionStatus, type EditionStatusReport } from './edition-status.ts';
+import { enqueueEdition, type EnqueueOptions, type EnqueueResult } from './enqueue-edition.ts';
+import { recentEditions, RECENT_EDITIONS, type RecentEdition } from './recent-editions.ts';
+import type { StoryPublications } from './story-publications.ts';
+import { sampleMessage, writePreview, writeSample, type PreviewResult } from './write-preview.ts';
+
+/** What the edition use cases are built on; each is opened on first use. */
+export interface EditionUseCaseDeps {
+  editions: () => Promise<EditionRecords>;
+  deliveries: () => Promise<DeliveryRecords & { countEligible(listSlug: string, audience: Edition['audience']): Promise<number> }>;
+  queue: () => Promise<SendQueue>;
+  publications: () => Promise<StoryPublications>;
+  content: () => Promise<Content>;
+  templates: () => Promise<EmailTemplates>;
+  tokens: () => Promise<TokenSigner>;
+  signMessage: () => Promise<MessageSigner>;
+  transport: () => Promise<Transport>;
+  now: () => Date;
+}
+
+/** A new edition and what of content/ it had to leave out (invalid story files), in words. */
+export interface CreatedEdition {
+  edition: Edition;
+  leftOut: string | undefined;
+}
+
+/** The edition use cases: what the CLI, the admin API, the scheduler and the console do with editions. */
+export interface EditionUseCases {
+  /** Composes, renders once and stores an edition (a draft); refused with reasons when the preflight check fails. */
+  create(request: EditionRequest): Promise<CreatedEdition>;
+  /** The first time: a delivery and a job per eligible subscriber. Again: resumes a paused send and retries failed deliveries. */
+  send(id: number, options?: EnqueueOptions): Promise<EnqueueResult>;
+  /** How many subscribers a first send of the edition would reach now. */
+  audienceSize(id: number): Promise<number>;
+  /** Holds a send back by hand (workers give its messages back unsent); `send` resumes it. */
+  pause(id: number, reason?: string): Promise<Edition>;
+  /** Where a send stands: counts, rate, ETA, why it is paused. */
+  status(id: number): Promise<EditionStatusReport>;
+  /** The newest editions with their counts. */
+  recent(limit?: number): Promise<RecentEdition[]>;
+  list(limit?: number): Promise<EditionSummary[]>;
+  /** The edition with this id; NotFoundError otherwise. */
+  find(id: number): Promise<Edition>;
+  /** Renders content/ as an edition would be (a story, or a digest of the latest) for a sample recipient, without storing it. */
+  previewContent(request: { story?: string | undefined; digest?: boolean | undefined; list?: string | undefined }, outDir: string): Promise<{ preview: PreviewResult; leftOut: string | undefined }>;
+  /** Writes the stored edition for a sample recipient as NAME.html, .txt and .eml. */
+  preview(id: number, outDir: string): Promise<PreviewResult['files']>;
+  /** Sends the edition to one address, marked as a test and not recorded as a delivery; returns the transport's name. */
+  sendTest(id: number, to: unknown): Promise<{ to: string; transport: string }>;
+}
+
+/** Builds the edition use cases over their ports. */
+export function editionUseCases(deps: EditionUseCaseDeps): EditionUseCases {
+  const find = async (id: number): Promise<Edition> => {
+    const edition = await (await deps.editions()).find(id);
+    if (!edition) throw new NotFoundError(`no edition ${id}`);
+    return edition;
+  };
+  // Who an edition is sent as: its own frozen origin, or (made before origins were kept) site.yaml's.
+  const originOf = async (edition: Edition): Promise<{ site: Pick<Site, 'baseUrl' | 'sender'>; list: MailingList }> => {
+    if (edition.origin) return { site: edition.origin, list: edition.origin.list };
+    const { site } = await deps.content();
+    return { site, list: site.lists.find((l) => l.slug === edition.listSlug) ?? { slug: edition.listSlug, name: edition.listSlug, description: '' } };
+  };
+  const records = async () => ({ editions: await deps.editions(), deliveries: await deps.deliveries() });
+
+  return {
+    async create(request) {
+      const content = await deps.content();
+      const made = await createEdition(
+        { content, templates: await deps.templates(), editions: await deps.editions(), now: deps.now(), publications: await deps.publications() },
+        request,
+      );
+      return { edition: await find(made.id), leftOut: describeLeftOut(content) };
+    },
+    async send(id, options = {}) {
+      return enqueueEdition({ ...(await records()), queue: await deps.queue(), now: deps.now }, id, options);
+    },
+    async audienceSize(id) {
+      const edition = await find(id);
+      return (await deps.deliveries()).countEligible(edition.listSlug, edition.audience);
+    },
+    async pause(id, reason = `paused by an operator: \`gazette send ${id}\` resumes it`) {
+      const editions = await deps.editions();
+      const edition = await find(id);
+      if (edition.status !== 'sending') {
+        throw new InputError(`edition ${id} is ${edition.status}${edition.pauseKind ? ` (${edition.pauseKind})` : ''}: only a sending edition can be paused`);
+      }
+      // The queue holds its jobs back first, so no worker takes one once the pause is recorded.
+      const queue = await deps.queue();
+      await queue.hold(id, true);
+      if (!(await editions.pause(id, 'operator', reason))) {
+        await queue.hold(id, false);
+        throw new InputError(`edition ${id} is no longer sending: nothing to pause`);
+      }
+      return find(id);
+    },
+    async status(id) {
+      return editionStatus(await records(), id, deps.now());
+    },
+    async recent(limit = RECENT_EDITIONS) {
+      return recentEditions(await records(), limit);
+    },
+    async list(limit) {
+      return (await deps.editions()).list(limit);
+    },
+    find,
+    async previewContent(request, outDir) {
+      const content = await deps.content();
+      const preview = await writePreview({ ...request, content, templates: await deps.templates(), tokens: await deps.tokens(), signMessage: await deps.signMessage(), outDir, now: deps.now() });
+      return { preview, leftOut: describeLeftOut(content) };
+    },
+    async preview(id, outDir) {
+      const edition = await find(id);
+      const { site, list } = await originOf(edition);
+      const result = await writeSample({ tokens: await deps.tokens(), signMessage: await deps.signMessage(), outDir, now: deps.now() }, site, list, edition.compiled, `edition-${edition.id}`);
+      return result.files;
+    },
+    async sendTest(id, to) {
+      const address = parseEmailAddress(to);
+      if ('error' in address) throw new InputError(`--to: ${address.error.replace(/^email: /, '')}`);
+      const edition = await find(id);
+      const { site, list } = await originOf(edition);
+      const now = deps.now();
+      const { raw } = sampleMessage(await deps.tokens(), site, list, edition.compiled, now, { id: 0, email: address.address, name: 'Test reader' }, { 'X-Gazette-Test': 'yes' }, '[TEST] ');
+      const transport = await deps.transport();
+      await transport.send({ key: `test.e${edition.id}.${now.getTime()}`, envelopeFrom: site.sender.address, to: address.address, raw: await (await deps.signMessage())(raw) });
+      return { to: address.address, transport: transport.name };
+    },
+  };
+}
