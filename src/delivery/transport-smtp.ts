@@ -1,7 +1,9 @@
+import type { ConnectionOptions } from 'node:tls';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { parseConnectionUrl } from 'nodemailer/lib/shared';
 import { DeliveryFault } from '../errors.ts';
 import { classifySmtpFailure, type SmtpFailure } from './smtp-fault.ts';
+import { takeOverSession, type PipelinedSession } from './smtp-pipeline.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
 /** SMTP settings beyond the URL. */
@@ -16,25 +18,60 @@ export interface SmtpOptions {
    * a worker send on a lease that another worker has already taken over. Default 30 s.
    */
   transactionTimeoutMs?: number;
+  /**
+   * Send each transaction on the session's socket directly when the server advertises
+   * PIPELINING (see smtp-pipeline.ts); default true. False leaves every transaction to
+   * nodemailer's own data path, which sends the same bytes at several times the CPU: for
+   * comparing the two.
+   */
+  pipelinedDataPath?: boolean;
+  /** TLS options laid over the URL's `tls.*` parameters (a private CA for an in-house relay, or a test's). */
+  tls?: ConnectionOptions;
+}
+
+/** What an SMTP transport has done so far. */
+export interface SmtpTransportStats {
+  /** Sessions that became ready. */
+  sessions: number;
+  /** Of them, those the fast data path took over (the server pipelines). */
+  pipelinedSessions: number;
+  /** Messages the server accepted on the fast path, and on nodemailer's. */
+  pipelinedMessages: number;
+  nodemailerMessages: number;
+  /** Failed transactions after which the session was reset (RSET) and reused, not dropped. */
+  resets: number;
+}
+
+/** The SMTP transport, which also tells what it did (for tests, benchmarks and logs). */
+export interface SmtpTransport extends Transport {
+  stats(): SmtpTransportStats;
 }
 
 interface PooledConnection {
   smtp: SMTPConnection;
   ready: Promise<void>;
+  /** The fast path's hold on the session, once ready on a server that pipelines. */
+  pipeline: PipelinedSession | undefined;
   broken: boolean;
 }
 
 /**
- * Sends through SMTP_URL on a pool of nodemailer SMTPConnections. Messages arrive already
- * built (and signed), so they go straight to the connection — no per-message MIME
- * composition — and each connection pipelines its envelope (RFC 2920) when the server allows.
+ * Sends through SMTP_URL on a pool of SMTP sessions. nodemailer's SMTPConnection sets each one
+ * up (connect, greeting, EHLO, STARTTLS, AUTH); then, where the server pipelines, each message
+ * goes out on the session's socket as one pipelined envelope and one write of the dot-stuffed
+ * message (smtp-pipeline.ts), and elsewhere through nodemailer's send. Messages arrive already
+ * built (and signed), so there is no per-message MIME composition either way.
  */
-export function createSmtpTransport(url: string, options: SmtpOptions): Transport {
+export function createSmtpTransport(url: string, options: SmtpOptions): SmtpTransport {
   const settings = parseConnectionUrl(url);
   const auth = settings.auth as { user?: string; pass?: string } | undefined;
+  const tls = options.tls ? { ...(settings.tls as ConnectionOptions | undefined), ...options.tls } : (settings.tls as ConnectionOptions | undefined);
+  const usePipeline = options.pipelinedDataPath ?? true;
   const idle: PooledConnection[] = [];
-  const waiting: ((connection: PooledConnection) => void)[] = [];
-  let open = 0;
+  // Sends waiting for a connection; handed undefined when the transport closes under them.
+  const waiting: ((connection: PooledConnection | undefined) => void)[] = [];
+  const live = new Set<PooledConnection>();
+  const stats: SmtpTransportStats = { sessions: 0, pipelinedSessions: 0, pipelinedMessages: 0, nodemailerMessages: 0, resets: 0 };
   let closed = false;
 
   const newConnection = () =>
@@ -44,25 +81,37 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
       secure: settings.secure as boolean | undefined,
       ignoreTLS: settings.ignoreTLS as boolean | undefined,
       requireTLS: settings.requireTLS as boolean | undefined,
-      tls: settings.tls as SMTPConnection.Options['tls'],
+      tls,
       connectionTimeout: options.timeoutMs ?? 30_000,
       greetingTimeout: options.timeoutMs ?? 30_000,
       socketTimeout: options.timeoutMs ?? 30_000,
     });
   const transactionTimeoutMs = options.transactionTimeoutMs ?? 30_000;
 
-  const connect = (): PooledConnection => {
-    const smtp = newConnection();
-    const connection: PooledConnection = { smtp, broken: false, ready: Promise.resolve() };
-    smtp.on('error', () => (connection.broken = true));
-    smtp.on('end', () => (connection.broken = true));
-    connection.ready = new Promise<void>((resolve, reject) => {
+  /** Connects and, if the URL has credentials, logs in; resolves with the EHLO reply. */
+  const openSession = (smtp: SMTPConnection) =>
+    new Promise<string | false>((resolve, reject) => {
       smtp.connect((error?: Error | null) => {
         if (error) return reject(error);
-        if (!auth?.user) return resolve();
-        smtp.login({ user: auth.user, pass: auth.pass ?? '' }, (loginError) => (loginError ? reject(loginError) : resolve()));
+        // Right after connect, nodemailer's last reply is the one to the last EHLO (after STARTTLS, the second).
+        const ehlo = smtp.lastServerResponse;
+        if (!auth?.user) return resolve(ehlo);
+        smtp.login({ user: auth.user, pass: auth.pass ?? '' }, (loginError) => (loginError ? reject(loginError) : resolve(ehlo)));
       });
       smtp.once('error', reject);
+    });
+
+  const connect = (): PooledConnection => {
+    const smtp = newConnection();
+    const connection: PooledConnection = { smtp, broken: false, pipeline: undefined, ready: Promise.resolve() };
+    live.add(connection);
+    smtp.on('error', () => (connection.broken = true));
+    smtp.on('end', () => (connection.broken = true));
+    connection.ready = openSession(smtp).then((ehlo) => {
+      stats.sessions++;
+      // Taken over only now: AUTH ran on nodemailer's reply reader.
+      if (usePipeline) connection.pipeline = takeOverSession(smtp, ehlo, () => (connection.broken = true));
+      if (connection.pipeline) stats.pipelinedSessions++;
     });
     return connection;
   };
@@ -70,20 +119,21 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   const acquire = async (): Promise<PooledConnection> => {
     for (;;) {
       const connection = idle.pop();
-      if (connection && !connection.broken) return connection;
+      // A fast-path session the server ended while it sat idle is noticed here, before its close event.
+      if (connection && !connection.broken && (!connection.pipeline || connection.pipeline.isOpen())) return connection;
       if (connection) {
         drop(connection);
         continue;
       }
-      if (open < options.maxConnections) {
-        open++;
-        return connect();
-      }
-      return new Promise((resolve) => waiting.push(resolve));
+      if (live.size < options.maxConnections) return connect();
+      const handed = await new Promise<PooledConnection | undefined>((resolve) => waiting.push(resolve));
+      if (!handed) throw new DeliveryFault('unreachable', 'the SMTP transport is closed');
+      return handed;
     }
   };
 
   const release = (connection: PooledConnection) => {
+    if (closed) return retire(connection);
     const next = waiting.shift();
     if (next) next(connection);
     else idle.push(connection);
@@ -93,12 +143,47 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
   const drop = (connection: PooledConnection) => {
     connection.broken = true;
     connection.smtp.close();
-    open--;
+    if (!live.delete(connection)) return;
     const next = waiting.shift();
-    if (next && !closed) {
-      open++;
-      next(connect());
+    if (next && !closed) next(connect());
+  };
+
+  // Ends a connection that is in step with the server: QUIT, then close.
+  const retire = (connection: PooledConnection) => {
+    live.delete(connection);
+    if (connection.pipeline) connection.pipeline.quit();
+    else connection.smtp.quit();
+  };
+
+  /**
+   * After a failed send: a fast-path session that read every reply is reset (RSET) and reused,
+   * in the background so the send's fault is reported at once; any other is dropped.
+   */
+  const recover = (connection: PooledConnection) => {
+    const pipeline = connection.pipeline;
+    if (connection.broken || !pipeline) return drop(connection);
+    if (pipeline.state === 'ready') return release(connection);
+    if (pipeline.state !== 'needs-reset') return drop(connection);
+    bounded(pipeline.reset(), transactionTimeoutMs, undefined, () => connection.smtp.close()).then(
+      () => {
+        stats.resets++;
+        release(connection);
+      },
+      () => drop(connection),
+    );
+  };
+
+  /** Sends one message on a ready session. */
+  const transaction = async (connection: PooledConnection, message: OutgoingMessage): Promise<void> => {
+    if (connection.pipeline) {
+      await connection.pipeline.send(message.envelopeFrom, message.to, message.raw);
+      stats.pipelinedMessages++;
+      return;
     }
+    await new Promise<void>((resolve, reject) => {
+      connection.smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => (error ? reject(error) : resolve()));
+    });
+    stats.nodemailerMessages++;
   };
 
   return {
@@ -112,14 +197,14 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
         await bounded(
           (async () => {
             await connection.ready;
-            await transaction(connection.smtp, message);
+            await transaction(connection, message);
           })(),
           transactionTimeoutMs,
           signal,
           () => connection.smtp.close(),
         );
       } catch (error) {
-        drop(connection);
+        recover(connection);
         throw error instanceof DeliveryFault ? error : classifySmtpFailure(error as SmtpFailure);
       }
       release(connection);
@@ -128,15 +213,12 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
       const smtp = newConnection();
       smtp.on('error', () => {});
       try {
-        const session = new Promise<void>((resolve, reject) => {
-          smtp.connect((error?: Error | null) => {
-            if (error) return reject(error);
-            if (!auth?.user) return resolve();
-            smtp.login({ user: auth.user, pass: auth.pass ?? '' }, (loginError) => (loginError ? reject(loginError) : resolve()));
-          });
-          smtp.once('error', reject);
-        });
-        await bounded(session, transactionTimeoutMs, undefined, () => smtp.close());
+        await bounded(
+          openSession(smtp).then(() => undefined),
+          transactionTimeoutMs,
+          undefined,
+          () => smtp.close(),
+        );
         smtp.quit();
       } catch (error) {
         smtp.close();
@@ -145,16 +227,14 @@ export function createSmtpTransport(url: string, options: SmtpOptions): Transpor
     },
     async close() {
       closed = true;
-      for (const connection of idle.splice(0)) connection.smtp.quit();
+      for (const next of waiting.splice(0)) next(undefined);
+      for (const connection of idle.splice(0)) {
+        if (connection.broken) drop(connection);
+        else retire(connection);
+      }
     },
+    stats: () => ({ ...stats }),
   };
-}
-
-/** Sends one message on an open session. */
-function transaction(smtp: SMTPConnection, message: OutgoingMessage): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    smtp.send({ from: message.envelopeFrom, to: [message.to] }, message.raw, (error) => (error ? reject(error) : resolve()));
-  });
 }
 
 /** `work`, cut short after `ms` or when `signal` aborts: `cut` drops the session, and the send fails as unreachable. */
@@ -171,8 +251,7 @@ function bounded(work: Promise<void>, ms: number, signal: AbortSignal | undefine
       ms,
     );
     const onAbort = () => stop(new DeliveryFault('unreachable', 'not sent: its edition was paused while it was in flight'));
-    if (signal?.aborted) return onAbort();
-    signal?.addEventListener('abort', onAbort, { once: true });
+    // Handled before anything can cut it short: a send cut before it began still fails, later, on the closed session.
     work.then(
       () => {
         clearTimeout(timer);
@@ -185,5 +264,7 @@ function bounded(work: Promise<void>, ms: number, signal: AbortSignal | undefine
         reject(error);
       },
     );
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
