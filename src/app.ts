@@ -189,6 +189,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       now: () => clock.now(),
       log,
       onPause: async (id) => built?.dropEdition(id),
+      probe: async () => (await transport()).probe(),
     });
     const noticeSender = new NoticeSender({
       outbox: await notices(),
@@ -200,6 +201,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       log,
       pollMs: options.pollMs,
       leaseMs: options.leaseMs,
+      probe: async () => (await transport()).probe(),
     });
     noticeSenders.add(noticeSender);
     built = new Worker(

@@ -23,8 +23,15 @@ export interface HeldFailure<T> {
 export type Verdict<T> =
   /** Each failure is its recipient's own: retry or bounce each as its reply says. */
   | { kind: 'individual'; group: string; failures: HeldFailure<T>[] }
-  /** The server is at fault for all of them: pause the group, give every item back unharmed; `cause` is the kind of failure that decided it. */
-  | { kind: 'server'; group: string; pause: 'refused' | 'outage'; reason: string; items: T[]; cause: FaultKind }
+  /**
+   * The server is at fault for all of them: pause the group, give every item back unharmed; `cause`
+   * is the kind of failure that decided it, `failures` each item with its own fault (for a caller
+   * that knows better, e.g. a block of dead addresses in a list the server takes mail for). `fewer`
+   * marks an outage judged on fewer dead sessions than a streak (the worker had nothing else to
+   * send): a caller that can check the server (a probe that opens a session) should, and take the
+   * failures as each recipient's own if it answers.
+   */
+  | { kind: 'server'; group: string; pause: 'refused' | 'outage'; reason: string; items: T[]; failures: HeldFailure<T>[]; cause: FaultKind; fewer?: true }
   /** Nothing was decided (the worker is stopping): give the items back unharmed. */
   | { kind: 'release'; group: string; items: T[] };
 
@@ -76,7 +83,8 @@ export class FaultJudge<T> {
     const held = this.held.get(group) ?? [];
     if (fault.kind === 'refused') {
       this.held.delete(group);
-      return [{ kind: 'server', group, pause: 'refused', reason: fault.message, items: [...held.map((h) => h.item), item], cause: 'refused' }];
+      const failures = [...held.map(({ item, fault }) => ({ item, fault })), { item, fault }];
+      return [{ kind: 'server', group, pause: 'refused', reason: fault.message, items: failures.map((f) => f.item), failures, cause: 'refused' }];
     }
     const key = streakKey(fault);
     held.push({ item, fault, key, since: this.now(), started: Math.min(startedAt, this.now()) });
@@ -86,7 +94,7 @@ export class FaultJudge<T> {
     this.held.delete(group);
     const pause = fault.kind === 'unreachable' || fault.kind === 'recipient-temporary' ? 'outage' : 'refused';
     const reason = `${alike} ${DESCRIBED[fault.kind]} in a row, so the server, not the recipients, is at fault; the last: ${fault.message}`;
-    return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item), cause: fault.kind }];
+    return [{ kind: 'server', group, pause, reason, items: held.map((h) => h.item), failures: held.map(({ item, fault }) => ({ item, fault })), cause: fault.kind }];
   }
 
   /**
@@ -103,7 +111,7 @@ export class FaultJudge<T> {
     this.held.delete(group);
     const last = unreachable[unreachable.length - 1]!.fault;
     const reason = `${unreachable.length} ${DESCRIBED.unreachable} and no message through since; the last: ${last.message}`;
-    return [{ kind: 'server', group, pause: 'outage', reason, items: held.map((h) => h.item), cause: 'unreachable' }];
+    return [{ kind: 'server', group, pause: 'outage', reason, items: held.map((h) => h.item), failures: held.map(({ item, fault }) => ({ item, fault })), cause: 'unreachable', fewer: true }];
   }
 
   /** Every group with failures held, for a worker gone idle to settle. */

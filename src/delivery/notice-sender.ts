@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DeliveryFault } from '../errors.ts';
 import type { FaultJudge, Verdict } from './fault-judge.ts';
-import type { WorkerLog } from './outcome-recorder.ts';
+import { answers, type WorkerLog } from './outcome-recorder.ts';
 import type { Clock } from './rate-limiter.ts';
 import { retryDelayMs, type RetryPolicy } from './retry-policy.ts';
 
@@ -42,6 +42,8 @@ export interface NoticeSenderDeps {
   log: WorkerLog;
   pollMs: number;
   leaseMs: number;
+  /** Resolves when the server takes a session now (the transport's probe): checks an outage judged on few failures. */
+  probe?: () => Promise<void>;
 }
 
 /** After the server refused or an outage, notices wait this long (doubling, at most 15 minutes). */
@@ -58,6 +60,8 @@ const GROUP = 'notices';
 export class NoticeSender {
   private pausedUntil = 0;
   private outages = 0;
+  /** A notice went through in this run: the server takes our mail. */
+  private anySent = false;
   private wakeUp: (() => void) | undefined;
 
   constructor(private readonly deps: NoticeSenderDeps) {}
@@ -99,6 +103,7 @@ export class NoticeSender {
         continue;
       }
       this.outages = 0;
+      this.anySent = true;
       await this.apply(this.deps.judge.success(GROUP));
       await this.deps.outbox.record(notice, { status: 'sent' });
     }
@@ -109,10 +114,12 @@ export class NoticeSender {
   private async apply(verdicts: Verdict<NoticeToSend>[]): Promise<void> {
     const now = this.deps.clock.now();
     for (const verdict of verdicts) {
-      if (verdict.kind === 'individual') {
-        for (const { item, fault } of verdict.failures) await this.deps.outbox.record(item, this.ownFault(item, fault, now));
+      const failures = verdict.kind === 'individual' ? verdict.failures : verdict.kind === 'server' && (await this.theirOwn(verdict)) ? verdict.failures : undefined;
+      if (failures) {
+        for (const { item, fault } of failures) await this.deps.outbox.record(item, this.ownFault(item, fault, now));
         continue;
       }
+      if (verdict.kind === 'individual') continue;
       if (verdict.kind === 'server') {
         this.outages += 1;
         this.pausedUntil = this.deps.clock.monotonic() + Math.min(NOTICE_BACKOFF_MAX_MS, NOTICE_BACKOFF_MS * 2 ** (this.outages - 1));
@@ -121,6 +128,17 @@ export class NoticeSender {
       const at = verdict.kind === 'server' ? this.resumesAt() : now;
       for (const item of verdict.items) await this.deps.outbox.record(item, { status: 'retry', at, error: undefined, counts: false });
     }
+  }
+
+  /**
+   * Whether what the judge took for the server's doing is each notice's own after all: an outage
+   * judged on a session or two while the server answers a probe (a poison address that drops the
+   * connection: its attempts must count, or it pauses the notices again after every backoff), or a
+   * run of bounces once a notice went through (sign-ups with dead addresses, a bot filling the form).
+   */
+  private async theirOwn(verdict: Extract<Verdict<NoticeToSend>, { kind: 'server' }>): Promise<boolean> {
+    if (verdict.cause === 'recipient-permanent' && this.anySent) return true;
+    return verdict.fewer === true && (await answers(this.deps.probe));
   }
 
   // When notices paused by the server may go again, as a time of day.

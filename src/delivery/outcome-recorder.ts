@@ -14,8 +14,6 @@ export interface Taken {
   expires: number;
   /** Cuts its send short (the edition was paused). */
   abort: AbortController;
-  /** The reply of its last failure, while the judge holds it. */
-  lastFault?: string;
 }
 
 /** Where the worker reports what it does: retries, bounces, pauses, lost leases, errors. */
@@ -33,6 +31,8 @@ export interface OutcomeRecorderDeps {
   log: WorkerLog;
   /** Told when an edition was paused, so the loop gives back what it still holds of it. */
   onPause: (editionId: number) => Promise<void>;
+  /** Resolves when the server takes a session now (the transport's probe): checks an outage judged on few failures. */
+  probe?: () => Promise<void>;
 }
 
 interface PendingSent {
@@ -60,7 +60,9 @@ export class OutcomeRecorder {
       this.pending.push({ taken, resolve, reject });
       this.schedule();
     });
-    // The group commit's outcome is awaited whatever the judging does, so it is never left unobserved.
+    // Observed at once: the commit may fail while the judging below still waits on a slow write,
+    // and a rejection nobody handles yet would end the process. It is still awaited below.
+    recorded.catch(() => {});
     let judging: unknown;
     await this.apply(this.deps.judge.success(group(taken))).catch((error: unknown) => (judging = error ?? new Error('judging failed')));
     await recorded;
@@ -69,7 +71,6 @@ export class OutcomeRecorder {
 
   /** A send begun at `startedAt` (the judge's clock) failed: held by the judge, or acted on now with whatever it decides. */
   async failed(taken: Taken, fault: DeliveryFault, startedAt?: number): Promise<void> {
-    taken.lastFault = fault.message;
     await this.apply(this.deps.judge.failure(group(taken), taken, fault, startedAt));
   }
 
@@ -108,10 +109,14 @@ export class OutcomeRecorder {
     for (const verdict of verdicts) {
       if (verdict.kind === 'individual') await this.write(verdict.failures.map(({ item, fault }) => [item, this.ownFault(item, fault)]));
       else if (verdict.kind === 'release') await this.release(verdict.items);
+      // A session or two that died while the server otherwise answers (a recipient whose RCPT makes
+      // it drop the connection) is those recipients' trouble: retried with their attempts counted,
+      // rather than an outage that would pause the edition again after every backoff, for ever.
+      else if (verdict.fewer && (await answers(this.deps.probe))) await this.write(verdict.failures.map(({ item, fault }) => [item, this.ownFault(item, fault)]));
       // A run of recipient bounces in an edition the server has already taken mail for is a block of
       // dead addresses (an old import), not a relay refusing us: each bounces.
       else if (verdict.cause === 'recipient-permanent' && (await this.deps.editions.anySent(Number(verdict.group)))) {
-        await this.write(verdict.items.map((item) => [item, { status: 'bounced', error: item.lastFault ?? verdict.reason }]));
+        await this.write(verdict.failures.map(({ item, fault }) => [item, { status: 'bounced', error: fault.message }]));
       } else await this.pause(Number(verdict.group), verdict.pause, verdict.reason, verdict.items);
     }
   }
@@ -193,4 +198,13 @@ export class OutcomeRecorder {
 
 function group(taken: Taken): string {
   return String(taken.delivery.editionId);
+}
+
+/** Whether the server takes a session now; false without a probe or when it fails. */
+export async function answers(probe: (() => Promise<void>) | undefined): Promise<boolean> {
+  if (!probe) return false;
+  return probe().then(
+    () => true,
+    () => false,
+  );
 }

@@ -91,16 +91,20 @@ async function openSqlite(file: string): Promise<Store> {
 function fileStaysPlugin(file: string): KyselyPlugin {
   const opened = statSync(file);
   let checkedAt = 0;
+  // Once gone, gone for every later query too: the file does not come back under this handle.
+  let gone: DatabaseGoneError | undefined;
   return {
     transformQuery(args) {
+      if (gone) throw gone;
       const now = Date.now();
       if (now - checkedAt >= 100) {
         checkedAt = now;
         const current = statSync(file, { throwIfNoEntry: false });
         if (!current || current.ino !== opened.ino || current.dev !== opened.dev) {
-          throw new DatabaseGoneError(
+          gone = new DatabaseGoneError(
             `the database file ${file} was ${current ? 'replaced' : 'deleted'} while Gazette was running: stopped so that nothing more is recorded into a file nobody can read; restore it (or ${HOW_TO_CREATE}) and start again`,
           );
+          throw gone;
         }
       }
       return args.node;

@@ -165,8 +165,23 @@ describe('FaultJudge', () => {
     judge.failure('7', 'a1', unknownUser('a1@example.org'));
     judge.failure('7', 'a2', CONNECTION_REFUSED);
     judge.failure('8', 'b1', CONNECTION_REFUSED);
+    const a1 = unknownUser('a1@example.org');
     const verdicts = judge.failure('7', 'a3', REFUSED_RELAY);
-    expect(verdicts).toEqual([{ kind: 'server', group: '7', pause: 'refused', reason: REFUSED_RELAY.message, items: ['a1', 'a2', 'a3'], cause: 'refused' }]);
+    expect(verdicts).toEqual([
+      {
+        kind: 'server',
+        group: '7',
+        pause: 'refused',
+        reason: REFUSED_RELAY.message,
+        items: ['a1', 'a2', 'a3'],
+        failures: [
+          { item: 'a1', fault: a1 },
+          { item: 'a2', fault: CONNECTION_REFUSED },
+          { item: 'a3', fault: REFUSED_RELAY },
+        ],
+        cause: 'refused',
+      },
+    ]);
     expect(judge.heldItems()).toEqual(['b1']);
   });
 

@@ -37,24 +37,31 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       // The worker stops only on a fatal error (the database gone or damaged): then the whole
       // process stops with it, exit 1, so a supervisor notices instead of a server answering 500s.
       let fatal: unknown;
-      const stopped = new Promise<void>((resolve) => {
-        const stop = () => resolve();
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
-        controller.signal.addEventListener('abort', stop, { once: true });
-      });
-      const worker = (await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`)))
-        .run({ signal: controller.signal })
-        .catch((error: unknown) => {
+      const stop = () => controller.abort();
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+      const stopped = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+      let worker: Promise<void> = Promise.resolve();
+      let scheduler: { stop(): Promise<void> } | undefined;
+      try {
+        const sender = await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`));
+        worker = sender.run({ signal: controller.signal }).catch((error: unknown) => {
           fatal = error;
           server.log.fatal({ err: error }, 'worker stopped: shutting down');
           controller.abort();
         });
-      const scheduler = await app.schedules.start({ log: server.log });
+        scheduler = await app.schedules.start({ log: server.log });
+      } catch (error) {
+        // Failing after listen (the database locked or gone as the scheduler starts) stops
+        // everything already running, so the process exits instead of serving half a Gazette.
+        fatal ??= error;
+        controller.abort();
+      }
       await stopped;
+      process.off('SIGTERM', stop);
+      process.off('SIGINT', stop);
       server.log.info('shutting down: finishing the messages in flight');
-      controller.abort();
-      await scheduler.stop();
+      await scheduler?.stop();
       await worker;
       await server.close();
       await app.close();
