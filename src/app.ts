@@ -139,7 +139,11 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const notices = once(async () => new NoticesRepo((await store()).db, now));
   const publications = once(async () => new PublicationsRepo((await store()).db));
   const schedules = once(async () => new SchedulesRepo((await store()).db));
-  const queue = once(async () => createSqlSendQueue(await store(), now));
+  const queue = once(async () => {
+    const q = await createQueue(config, store, now);
+    opened.push(q);
+    return q;
+  });
   // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
   const noticeSenders = new Set<NoticeSender>();
   const wakeNotices = () => noticeSenders.forEach((sender) => sender.wake());
@@ -249,6 +253,20 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       for (const item of opened.splice(0).reverse()) await item.close();
     },
   };
+}
+
+/** The send queue config asks for: BullMQ on Redis when REDIS_URL is set (loaded only then), else the table beside the ledger. */
+async function createQueue(config: Config, store: () => Promise<Store>, now: () => Date): Promise<SendQueue> {
+  if (!config.redisUrl) return createSqlSendQueue(await store(), now);
+  const { createBullmqSendQueue } = await import('./queue/send-queue-bullmq.ts');
+  return createBullmqSendQueue({
+    redisUrl: config.redisUrl,
+    prefix: config.redisPrefix,
+    now,
+    leaseMs: config.leaseMs,
+    // GAZETTE_RATE holds across every worker sharing the queue.
+    rate: { max: config.rate, durationMs: 1000 },
+  });
 }
 
 /** The transport config asks for: SMTP when SMTP_URL is set, else .eml files in data/outbox/. */

@@ -22,14 +22,16 @@ const envSchema = z.object({
   GAZETTE_DATA_DIR: z.string().default('./data'),
   /** Database URL; unset means the SQLite file data/gazette.db. */
   DATABASE_URL: optionalString,
-  /** redis://… will put the queue on BullMQ (not available yet: refused); unset keeps it in the database. */
-  REDIS_URL: optionalString,
+  /** redis://… (or rediss://) puts the send queue on BullMQ; unset keeps it in the database. */
+  REDIS_URL: optionalString.refine((value) => value === undefined || /^rediss?:\/\//.test(value), 'expected a URL starting with redis:// or rediss://'),
+  /** Prefix of every Redis key the queue uses: Gazettes sharing one Redis need one each. */
+  GAZETTE_REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected 1 to 64 letters, digits, _ . or -').default('gazette'),
   /** smtp://user:pass@host:port or smtps://…; unset writes .eml files to data/outbox/. */
   SMTP_URL: optionalString.refine(
     (value) => value === undefined || /^smtps?:\/\//.test(value),
     'expected a URL starting with smtp:// or smtps://',
   ),
-  /** Messages per second across all workers of this process. */
+  /** Messages per second: per worker process on the database queue; across every worker on BullMQ. */
   GAZETTE_RATE: positiveNumber(50),
   /** Messages sent at once. */
   GAZETTE_CONCURRENCY: z.coerce.number().int().positive().default(5),
@@ -78,6 +80,8 @@ export interface Config {
   dataDir: string;
   databaseUrl: string | undefined;
   redisUrl: string | undefined;
+  /** Prefix of the queue's Redis keys. */
+  redisPrefix: string;
   smtpUrl: string | undefined;
   rate: number;
   concurrency: number;
@@ -107,10 +111,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
-  if (e.REDIS_URL) {
-    // Silently ignoring it would leave an operator believing the queue is on Redis.
-    throw new ConfigError('invalid configuration:\nREDIS_URL: the BullMQ (Redis) queue backend is not available yet; unset REDIS_URL to use the queue in the database');
-  }
   const dkimKeys = [e.DKIM_DOMAIN, e.DKIM_SELECTOR, e.DKIM_PRIVATE_KEY_FILE];
   const dkimSet = dkimKeys.filter((value) => value !== undefined).length;
   if (dkimSet !== 0 && dkimSet !== 3) {
@@ -125,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: path.resolve(e.GAZETTE_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisPrefix: e.GAZETTE_REDIS_PREFIX,
     smtpUrl: e.SMTP_URL,
     rate: e.GAZETTE_RATE,
     concurrency: e.GAZETTE_CONCURRENCY,
@@ -152,7 +153,7 @@ function parseTrustProxy(value: string | undefined): boolean | string {
 // Secrets are never echoed into logs: only how long the given value was.
 function shown(key: PropertyKey | undefined, value: string | undefined): string {
   if (value !== undefined && typeof key === 'string' && /TOKEN|SECRET|PASS/.test(key)) return `${value.length} characters`;
-  if (value !== undefined && key === 'SMTP_URL') return JSON.stringify(value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
+  if (value !== undefined && (key === 'SMTP_URL' || key === 'REDIS_URL' || key === 'DATABASE_URL')) return JSON.stringify(value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
   return JSON.stringify(value);
 }
 

@@ -27,4 +27,11 @@ describe('loadConfig', () => {
     expect(loadConfig({}).leaseMs).toBe(60_000);
     expect(() => loadConfig({ GAZETTE_LEASE_SECONDS: '1' })).toThrow(/GAZETTE_LEASE_SECONDS/);
   });
+
+  it('takes REDIS_URL (redis:// or rediss://) for the BullMQ queue, with a key prefix; a wrong one is named with its password hidden', () => {
+    expect(loadConfig({})).toMatchObject({ redisUrl: undefined, redisPrefix: 'gazette' });
+    expect(loadConfig({ REDIS_URL: 'rediss://:pw@redis.internal:6380/2', GAZETTE_REDIS_PREFIX: 'news-1' })).toMatchObject({ redisUrl: 'rediss://:pw@redis.internal:6380/2', redisPrefix: 'news-1' });
+    expect(() => loadConfig({ REDIS_URL: 'http://:hunter2@redis.internal' })).toThrow(/REDIS_URL: expected a URL starting with redis:\/\/ or rediss:\/\/ \(got "http:\/\/:\*\*\*@redis\.internal"\)/);
+    expect(() => loadConfig({ GAZETTE_REDIS_PREFIX: 'a b' })).toThrow(/GAZETTE_REDIS_PREFIX: expected 1 to 64 letters/);
+  });
 });
