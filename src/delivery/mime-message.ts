@@ -110,8 +110,10 @@ function fillEncoded(template: SlotTemplate, values: RecipientValues): string {
   return out;
 }
 
+// Every line break becomes CRLF, a lone CR too: a bare CR reaching the wire is what SMTP
+// smuggling is made of, and some receivers end the data at CR "." CR.
 function encodeQp(text: string): string {
-  return qpWrap(qpEncode(text.replace(/\r?\n/g, '\r\n')), 76);
+  return qpWrap(qpEncode(text.replace(/\r\n|\r|\n/g, '\r\n')), 76);
 }
 
 /** Folds a header line at spaces so lines stay near 78 characters (RFC 5322 2.2.3). */

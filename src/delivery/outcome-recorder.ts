@@ -168,7 +168,11 @@ export class OutcomeRecorder {
     await this.deps.queue.ack(done);
   }
 
-  // Records sent within one turn of the event loop are written together.
+  /**
+   * Sent messages are written together: those that arrive within one turn of the event loop (the
+   * replies read in one poll). Waiting longer for a fuller group costs more in senders kept idle
+   * than the commits it saves (measured: a 2 ms window took a third off the rate on SQLite).
+   */
   private schedule(): void {
     if (this.scheduled) return;
     this.scheduled = true;

@@ -10,6 +10,10 @@ import { prepareMessageTemplate, renderMessage, type MessageTemplate } from './m
 import type { RateLimiter } from './rate-limiter.ts';
 import type { OutgoingMessage, Transport } from './transport.ts';
 
+// Every part of a built message is 7-bit (quoted-printable bodies, RFC 2047 names) except the
+// address itself in To:, which may be internationalized (SMTPUTF8).
+const ASCII = /^[\x00-\x7f]*$/;
+
 /** What personalizing and sending need. */
 export interface SendStepDeps {
   editions: Pick<EditionStore, 'find'>;
@@ -49,7 +53,7 @@ export class SendStep {
       messageKey: messageKey(delivery),
       date: this.deps.now(),
     });
-    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw }, signal);
+    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw, canonical: ASCII.test(delivery.email) }, signal);
   }
 
   /** Signs a finished message and sends it within the rate limit (notices come this way too). */

@@ -44,8 +44,6 @@ const NON_ASCII = /[\x80-\uFFFF]/;
 // nodemailer's reading of the EHLO reply (smtp-connection _parseEhloExtensions).
 const PIPELINING = /[ -]PIPELINING\b/im;
 const SMTPUTF8 = /[ -]SMTPUTF8\b/im;
-// A line break that is not CRLF: a bare CR or a bare LF.
-const BARE_BREAK = /\r(?!\n)|(?<!\r)\n/;
 
 /**
  * The DATA section for `raw` as nodemailer's DataStream writes it: bare CR and bare LF become
@@ -54,11 +52,19 @@ const BARE_BREAK = /\r(?!\n)|(?<!\r)\n/;
  * terminating `.` line follows, after a CRLF unless the message already ends with one.
  * Native string scans over the whole message, never a loop over its bytes.
  */
-export function dataSection(raw: string): string {
-  let text = BARE_BREAK.test(raw) ? raw.replace(/\r\n|\r|\n/g, '\r\n') : raw;
+export function dataSection(raw: string, canonical = false): string {
+  // A canonical message (Gazette's own builder) has CRLF line ends only: nothing to normalize.
+  let text = canonical || crlfOnly(raw) ? raw : raw.replace(/\r\n|\r|\n/g, '\r\n');
   if (text.includes('\r\n.')) text = text.replaceAll('\r\n.', '\r\n..');
   if (text.charCodeAt(0) === 0x2e) text = `.${text}`;
   return text.endsWith('\n') ? `${text}.\r\n` : `${text}\r\n.\r\n`;
+}
+
+/** Whether every line break is CRLF: native scans from break to break, far cheaper than a lookbehind regex over 40 KB. */
+export function crlfOnly(text: string): boolean {
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) if (i === 0 || text.charCodeAt(i - 1) !== 13) return false;
+  for (let i = text.indexOf('\r'); i !== -1; i = text.indexOf('\r', i + 1)) if (text.charCodeAt(i + 1) !== 10) return false;
+  return true;
 }
 
 /**
@@ -114,7 +120,7 @@ export class PipelinedSession {
    * server said 354. Rejects with a nodemailer-shaped SmtpError; `state` then says whether the
    * session can be reset and reused (`needs-reset`) or is gone (`dead`).
    */
-  async send(from: string, to: string, raw: string): Promise<void> {
+  async send(from: string, to: string, raw: string, canonical = false): Promise<void> {
     if (this.state !== 'ready') throw smtpError(`Cannot send message - the session is ${this.state}`, 'ECONNECTION', false, 'API');
     // Ended on our side or the server's (its FIN seen, the close not yet): nodemailer's words for it.
     if (!this.isOpen()) throw this.closed(smtpError('Cannot send message - smtp connection socket is already half-closed.', 'ECONNECTION', false, 'API'));
@@ -125,7 +131,7 @@ export class PipelinedSession {
     if (sender && UNSAFE_ADDRESS.test(sender)) throw smtpError(`Invalid sender ${JSON.stringify(sender)}`, 'EENVELOPE', false, 'API');
     if (!recipient || UNSAFE_ADDRESS.test(recipient)) throw smtpError(`Invalid recipient ${JSON.stringify(recipient)}`, 'EENVELOPE', false, 'API');
     const smtpUtf8 = this.options.smtpUtf8 && (NON_ASCII.test(sender) || NON_ASCII.test(recipient));
-    const data = dataSection(raw);
+    const data = dataSection(raw, canonical);
 
     this.state = 'busy';
     this.socket.write(`MAIL FROM:<${sender}>${smtpUtf8 ? ' SMTPUTF8' : ''}\r\nRCPT TO:<${recipient}>\r\nDATA\r\n`);
@@ -165,7 +171,8 @@ export class PipelinedSession {
       throw error;
     }
 
-    this.socket.write(data);
+    // 7-bit ASCII is its own Latin-1: written as one-byte characters, a copy rather than UTF-8 encoding.
+    this.socket.write(data, canonical ? 'latin1' : 'utf8');
     const final = await this.reply();
     if (!final.startsWith('2')) {
       const error = smtpError('Message failed', 'EMESSAGE', final, 'DATA');

@@ -176,7 +176,7 @@ export function createSmtpTransport(url: string, options: SmtpOptions): SmtpTran
   /** Sends one message on a ready session. */
   const transaction = async (connection: PooledConnection, message: OutgoingMessage): Promise<void> => {
     if (connection.pipeline) {
-      await connection.pipeline.send(message.envelopeFrom, message.to, message.raw);
+      await connection.pipeline.send(message.envelopeFrom, message.to, message.raw, message.canonical === true);
       stats.pipelinedMessages++;
       return;
     }

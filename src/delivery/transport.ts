@@ -5,6 +5,11 @@ export interface OutgoingMessage {
   envelopeFrom: string;
   to: string;
   raw: string;
+  /**
+   * Made by Gazette's own message builder: 7-bit ASCII with CRLF line ends only (quoted-printable
+   * bodies, RFC 2047 headers). A transport may then skip its own checks and write it as bytes.
+   */
+  canonical?: boolean;
 }
 
 /**

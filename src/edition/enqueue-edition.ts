@@ -5,7 +5,7 @@ import { preflight } from './preflight.ts';
 import type { EditionRecords, DeliveryRecords } from './edition-records.ts';
 
 /** Subscribers read per batch: memory stays flat however many there are. */
-const BATCH = 2000;
+const BATCH = 5000;
 
 /** What `send` did. */
 export interface EnqueueResult {
@@ -54,22 +54,25 @@ export async function enqueueEdition(
   const alreadySent = edition.audienceClosedAt !== null;
   let added = 0;
   let enqueued = 0;
+  // Deliveries added by this call get ids above any the edition had: those are queued already.
+  let firstNew = Number.POSITIVE_INFINITY;
   if (!alreadySent || options.includeNew) {
     for (let cursor = 0; ; ) {
       const batch = await deliveries.addBatch({ id: editionId, listSlug: edition.listSlug, audience: edition.audience }, cursor, BATCH, deps.now());
       if (batch.lastSubscriberId === undefined) break;
       cursor = batch.lastSubscriberId;
       added += batch.newIds.length;
+      for (const id of batch.newIds) if (id < firstNew) firstNew = id;
       enqueued += await queue.enqueue(batch.newIds.map((deliveryId) => ({ deliveryId, editionId })));
       options.onProgress?.(added);
     }
     await editions.closeAudience(editionId);
   }
   const requeued = await deliveries.requeueRetryable(editionId);
-  // Everything queued in the ledger goes (back) on the queue: those just requeued, and any
+  // Everything else queued in the ledger goes (back) on the queue: those just requeued, and any
   // whose job was lost. Jobs already there are left as they are.
   for (let after = 0; ; ) {
-    const ids = await deliveries.queuedIds(editionId, after, BATCH * 5);
+    const ids = (await deliveries.queuedIds(editionId, after, BATCH * 5)).filter((id) => id < firstNew);
     if (ids.length === 0) break;
     after = ids[ids.length - 1]!;
     enqueued += await queue.enqueue(ids.map((deliveryId) => ({ deliveryId, editionId })));

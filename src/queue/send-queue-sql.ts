@@ -2,7 +2,12 @@ import { randomBytes } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import type { Lease, QueuedJob, SendQueue } from '../delivery/send-queue.ts';
 import type { Store } from '../store/database.ts';
+import { hotStatement } from '../store/hot-statements.ts';
 import type { Database } from '../store/schema.ts';
+
+/** Acks gathered before they are written, and the longest one waits. */
+const ACK_BATCH = 500;
+const ACK_DELAY_MS = 50;
 
 /** Rows per statement: keeps IN lists far below SQLite's limits. */
 const CHUNK = 500;
@@ -21,6 +26,13 @@ export function createSqlSendQueue(store: Store, now: () => Date = () => new Dat
   const db: Kysely<Database> = store.db;
   // Postgres workers on several machines must not take the same rows; SQLite has one writer anyway.
   const lockClause = store.dialect === 'postgres' ? sql` for update skip locked` : sql``;
+  // A job whose delivery is queued in the ledger again (`gazette send` retrying a failure while
+  // this ack waited in a batch) stays: it is due again once its lease ends, never lost.
+  const ackJobs = hotStatement(
+    db,
+    `delete from queue_jobs where lease_token = ? and id in (select value from {ids})
+     and not exists (select 1 from deliveries d where d.id = queue_jobs.id and d.status = 'queued') returning id`,
+  );
   const byToken = (jobs: readonly QueuedJob[]) => {
     const groups = new Map<string, number[]>();
     for (const job of jobs) {
@@ -31,17 +43,63 @@ export function createSqlSendQueue(store: Store, now: () => Date = () => new Dat
     }
     return [...groups].flatMap(([token, ids]) => chunks(ids).map((chunk) => ({ token, ids: chunk })));
   };
+  // Acks are written in batches. A finished job's row only has to go before its lease ends: the
+  // ledger already says the delivery is done, and a job taken again is found finished and acked
+  // then. On SQLite this halves the statements per message.
+  let acks: QueuedJob[] = [];
+  let ackTimer: ReturnType<typeof setTimeout> | undefined;
+  let acking: Promise<void> = Promise.resolve();
+  let ackError: unknown;
+  // Jobs an ack left in place because their delivery was queued again meanwhile, by lease token.
+  const kept = new Map<number, string>();
+  const insertJobs = hotStatement(
+    db,
+    'insert into queue_jobs (id, group_id, available_at, lease_until, lease_token, attempts) select value, ?, ?, null, null, 0 from {ids} where true on conflict (id) do nothing returning id',
+  );
+  const requeueKept = hotStatement(db, 'update queue_jobs set available_at = ?, lease_until = null, lease_token = null where lease_token = ? and id in (select value from {ids}) returning id');
+  const flushAcks = (): Promise<void> => {
+    if (ackTimer) clearTimeout(ackTimer);
+    ackTimer = undefined;
+    const batch = acks;
+    acks = [];
+    if (batch.length > 0) {
+      acking = acking.then(async () => {
+        for (const { token, ids } of byToken(batch)) {
+          const deleted = new Set(await ackJobs.run({ ids, values: [token] }));
+          for (const id of ids) if (!deleted.has(id)) kept.set(id, token);
+        }
+      });
+    }
+    return acking;
+  };
+  // A failure of a batch written in the background is thrown by the next call that waits for it.
+  const surface = () => {
+    if (ackError === undefined) return;
+    const error = ackError;
+    ackError = undefined;
+    throw error;
+  };
   return {
     async enqueue(jobs) {
+      // This process's acks first. A job it acked whose delivery is queued again meanwhile (the
+      // ack kept it: see ackJobs) is this process's to give back now, not at the end of its lease.
+      await flushAcks();
       let added = 0;
       const at = now().getTime();
-      for (const chunk of chunks(jobs, 5000)) {
-        const result = await db
-          .insertInto('queue_jobs')
-          .values(chunk.map((job) => ({ id: job.deliveryId, group_id: job.editionId, available_at: at, lease_until: null, lease_token: null, attempts: 0 })))
-          .onConflict((oc) => oc.column('id').doNothing())
-          .executeTakeFirst();
-        added += Number(result.numInsertedOrUpdatedRows ?? 0);
+      const ours = jobs.filter((job) => kept.has(job.deliveryId));
+      for (const { token, ids } of byToken(ours.map((job) => ({ ...job, lease: { opaque: kept.get(job.deliveryId)! } })))) {
+        added += (await requeueKept.run({ ids, values: [at, token] })).length;
+        for (const id of ids) kept.delete(id);
+      }
+      // One statement per edition's ids, each a single array parameter.
+      const byEdition = new Map<number, number[]>();
+      for (const job of jobs) {
+        const ids = byEdition.get(job.editionId);
+        if (ids) ids.push(job.deliveryId);
+        else byEdition.set(job.editionId, [job.deliveryId]);
+      }
+      for (const [editionId, ids] of byEdition) {
+        for (const chunk of chunks(ids, 5000)) added += (await insertJobs.run({ ids: chunk, values: [editionId, at] })).length;
       }
       return added;
     },
@@ -72,8 +130,12 @@ export function createSqlSendQueue(store: Store, now: () => Date = () => new Dat
     },
 
     async ack(jobs) {
-      for (const { token, ids } of byToken(jobs)) {
-        await db.deleteFrom('queue_jobs').where('lease_token', '=', token).where('id', 'in', ids).execute();
+      surface();
+      acks.push(...jobs);
+      if (acks.length >= ACK_BATCH) return flushAcks();
+      if (acks.length > 0 && !ackTimer) {
+        ackTimer = setTimeout(() => void flushAcks().catch((error: unknown) => (ackError = error)), ACK_DELAY_MS);
+        ackTimer.unref();
       }
     },
 
@@ -101,6 +163,8 @@ export function createSqlSendQueue(store: Store, now: () => Date = () => new Dat
     },
 
     async size() {
+      await flushAcks();
+      surface();
       const row = await db
         .selectFrom('queue_jobs')
         .select((eb) => eb.fn.countAll<number>().as('n'))
@@ -109,7 +173,9 @@ export function createSqlSendQueue(store: Store, now: () => Date = () => new Dat
       return Number(row.n);
     },
 
-    async close() {},
+    async close() {
+      await flushAcks().catch(() => {});
+    },
   };
 }
 

@@ -1,6 +1,7 @@
-import { sql, type Kysely } from 'kysely';
+import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { ClaimResult, DeliveryLedger, DeliveryOutcome, DeliveryToSend, OutcomeRecord } from '../delivery/delivery-ledger.ts';
 import type { DeliveryRecords } from '../edition/edition-records.ts';
+import { hotStatement, type HotStatement } from './hot-statements.ts';
 import type { Database } from './schema.ts';
 import type { DeliveryCounts } from '../model/delivery.ts';
 import type { Audience } from '../model/edition.ts';
@@ -10,10 +11,27 @@ const CHUNK = 500;
 
 /** The delivery ledger: one row per (edition, subscriber), the truth about who was sent what. */
 export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
+  private readonly recordSent: HotStatement;
+  private readonly insertDeliveries: HotStatement;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.recordSent = hotStatement(
+      db,
+      `update deliveries set status = 'sent', attempts = attempts + 1, last_error = null, updated_at = ?, sent_at = ?, claim_token = null, claim_until = null
+       where claim_token = ? and status = 'queued' and id in (select value from {ids}) returning id`,
+    );
+    // One parameter for a batch's subscribers, not eight per row (a 2,000-row insert binding 16,000 values).
+    // `where true` keeps SQLite from reading the upsert's `on` as a join's.
+    this.insertDeliveries = hotStatement(
+      db,
+      `insert into deliveries (edition_id, subscriber_id, status, attempts, last_error, created_at, updated_at, sent_at)
+       select ?, value, 'queued', 0, null, ?, ?, null from {ids} where true
+       on conflict (edition_id, subscriber_id) do nothing returning id`,
+    );
+  }
 
   /**
    * Adds a delivery for each eligible subscriber after `afterId` (at most `limit`), skipping those
@@ -25,27 +43,28 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
     limit: number,
     now: Date,
   ): Promise<{ newIds: number[]; lastSubscriberId: number | undefined }> {
+    // Postgres plans from statistics that autovacuum gathers only now and then: fresh ones before a
+    // send reads the list batch by batch (without them a list just imported looks empty, and each
+    // batch becomes a scan of every row left: seconds instead of milliseconds for 100,000).
+    if (afterId === 0 && this.db.getExecutor().adapter instanceof PostgresAdapter) await sql`analyze subscribers, subscriptions, suppressions`.execute(this.db);
+    // Driven from the list's subscriptions, in the order of their (list_slug, subscriber_id) index:
+    // each batch is a range scan that stops at `limit`, whatever the planner knows of the tables.
     let eligible = this.db
-      .selectFrom('subscribers as s')
-      .innerJoin('subscriptions as sub', 'sub.subscriber_id', 's.id')
-      .select('s.id')
+      .selectFrom('subscriptions as sub')
+      .innerJoin('subscribers as s', 's.id', 'sub.subscriber_id')
+      .select('sub.subscriber_id as id')
       .where('sub.list_slug', '=', edition.listSlug)
+      .where('sub.subscriber_id', '>', afterId)
       .where('s.status', '=', 'active')
-      .where('s.id', '>', afterId)
       .where(({ not, exists, selectFrom }) =>
         not(exists(selectFrom('suppressions as x').select('x.email_key').whereRef('x.email_key', '=', 's.email_key'))),
       );
     if (edition.audience !== 'all') eligible = eligible.where('sub.frequency', '=', edition.audience);
-    const ids = (await eligible.orderBy('s.id').limit(limit).execute()).map((r) => r.id);
+    const ids = (await eligible.orderBy('sub.subscriber_id').limit(limit).execute()).map((r) => r.id);
     if (ids.length === 0) return { newIds: [], lastSubscriberId: undefined };
     const at = now.toISOString();
-    const inserted = await this.db
-      .insertInto('deliveries')
-      .values(ids.map((subscriberId) => ({ edition_id: edition.id, subscriber_id: subscriberId, status: 'queued' as const, attempts: 0, last_error: null, created_at: at, updated_at: at, sent_at: null })))
-      .onConflict((oc) => oc.columns(['edition_id', 'subscriber_id']).doNothing())
-      .returning('id')
-      .execute();
-    return { newIds: inserted.map((r) => r.id), lastSubscriberId: ids[ids.length - 1] };
+    const newIds = await this.insertDeliveries.run({ ids, values: [edition.id, at, at] });
+    return { newIds, lastSubscriberId: ids[ids.length - 1] };
   }
 
   /** How many subscribers an edition would go to now (for progress bars). */
@@ -154,6 +173,13 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
   async record(records: readonly OutcomeRecord[]): Promise<number[]> {
     if (records.length === 0) return [];
     const at = this.now().toISOString();
+    // The usual group: messages sent under one claim. One statement, atomic alone: no transaction to open.
+    const claim = records[0]!.claim;
+    if (records.length <= CHUNK && records.every((r) => r.outcome.status === 'sent' && r.claim === claim)) {
+      const ids = records.map((r) => r.deliveryId);
+      const written = new Set(await this.recordSent.run({ ids, values: [at, at, claim] }));
+      return ids.filter((id) => !written.has(id));
+    }
     const written = new Set<number>();
     const sent = new Map<string, number[]>();
     const others: { deliveryId: number; claim: string; outcome: Exclude<DeliveryOutcome, { status: 'sent' }> }[] = [];

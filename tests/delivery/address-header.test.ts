@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import type { MailingList, Site } from '../../src/model/content.ts';
 import { formatAddress, prepareMessageTemplate, renderMessage } from '../../src/delivery/mime-message.ts';
 import type { CompiledEdition } from '../../src/render/compile-edition.ts';
+import { crlfOnly, dataSection } from '../../src/delivery/smtp-pipeline.ts';
 import { recipientValues } from '../../src/render/slots.ts';
 import { parseEmailAddress } from '../../src/subscribers/email-address.ts';
 
@@ -153,6 +154,28 @@ describe('To: and From: with hostile display names', () => {
     await fc.assert(
       fc.asyncProperty(names, addresses, async (name, email) => {
         await expectOneMailbox(name, email);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('builds a canonical message for any name and values, as the fast SMTP path trusts: 7-bit ASCII, CRLF line ends only (property)', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 80 }), fc.string({ unit: 'binary', maxLength: 200 }), (name, greeting) => {
+        const email = 'reader@example.com';
+        const raw = renderMessage(prepareMessageTemplate(site(name), LIST, { ...EDITION, text: { parts: ['A\n', '\n.B\r\n'], fields: ['greeting'] }, html: { parts: ['<p>', '</p>'], fields: ['greeting'] } }), {
+          email,
+          name,
+          values: recipientValues({ greeting, email, unsubscribe_url: '', preferences_url: '' }),
+          unsubscribeUrl: 'https://gazette.example.org/u?t=1',
+          unsubscribeMailto: 'mailto:u@gazette.example.org',
+          messageKey: 'd1.e1',
+          date: new Date('2025-07-10T08:00:00Z'),
+        });
+        expect(raw).toMatch(/^[\x00-\x7f]*$/);
+        expect(crlfOnly(raw)).toBe(true);
+        // Written as canonical or checked, the data section is the same.
+        expect(dataSection(raw, true)).toBe(dataSection(raw, false));
       }),
       { numRuns: 300 },
     );
