@@ -1,139 +1,186 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { createApp } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
-import { createEdition } from '../src/edition/create-edition.ts';
-import { enqueueEdition } from '../src/edition/enqueue-edition.ts';
-import { sampleMessage } from '../src/edition/write-preview.ts';
+import { BACKENDS, runMode, timeEnqueue, type Backend } from './delivery-mode.ts';
+import { cleanUpOnInterrupt, scoped, wasInterrupted, type Scope } from './delivery-processes.ts';
+import { enqueueLine, modeLines, modeName, modeTable, rssLine, type ModeResult } from './delivery-report.ts';
+import { POSTGRES_URL, postgresProblem, REDIS_URL, redisProblem, Sink } from './delivery-services.ts';
+import { buildDist } from './delivery-setup.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SINK = '/usr/sbin/smtp-sink';
-const SOURCE = '/usr/sbin/smtp-source';
+/** What the environment asks of the delivery bench. */
+interface Settings {
+  /** BENCH_BACKENDS, default sqlite,postgres,bullmq (bullmq: BullMQ queue on Redis, Postgres store). */
+  backends: Backend[];
+  /** BENCH_WORKERS, default 1,2,4: worker processes started at once. */
+  workers: number[];
+  /** BENCH_MESSAGES, default 20,000: recipients of each mode's edition. */
+  messages: number;
+  /** BENCH_ENQUEUE, default 100,000 (0: not measured): recipients of the enqueue timing. */
+  enqueue: number;
+  /** BENCH_ROUNDS, default 1: with more, the modes run interleaved, round after round, and medians are reported. */
+  rounds: number;
+  /** BENCH_CONCURRENCY, default 10: GAZETTE_CONCURRENCY of each worker. */
+  concurrency: number;
+  /** BENCH_RSS=1: one worker's peak RSS on SQLite at each of BENCH_RSS_SIZES (default 10,000 and 100,000; slow). */
+  rssSizes: number[] | undefined;
+}
 
-/** Delivery benchmarks (issue: editions, queue and delivery). */
+/**
+ * Delivery benchmarks (issue: editions, queue and delivery): for each backend × worker count, a
+ * digest edition to BENCH_MESSAGES synthetic subscribers through SMTP to postfix's smtp-sink, with
+ * postfix's smtp-source sending as many messages of the same size to the same sink right beside
+ * it as the yardstick; the enqueue time on each backend; one worker's RSS at two sizes.
+ */
 export async function benchDelivery(): Promise<string[]> {
-  const sizes = (process.env.BENCH_DELIVERY_SIZES ?? '10000,100000').split(',').map(Number);
-  const workers = Number(process.env.BENCH_WORKERS ?? 2);
-  // Workers run as in production: the compiled dist/, which must match src/.
-  await promisify(execFile)('npm', ['run', 'build', '--silent'], { cwd: ROOT });
+  const settings = readSettings();
+  const uninstall = cleanUpOnInterrupt();
+  try {
+    return await scoped((scope) => bench(scope, settings));
+  } finally {
+    uninstall();
+  }
+}
+
+async function bench(scope: Scope, settings: Settings): Promise<string[]> {
   const lines: string[] = [];
-  for (const size of sizes) lines.push(...(await benchSize(size, workers)));
+  const notes: string[] = [];
+  if (process.env.BENCH_DELIVERY_SIZES) notes.push('delivery: note: BENCH_DELIVERY_SIZES is no longer read (BENCH_MESSAGES, BENCH_ENQUEUE and BENCH_RSS=1 are)');
+  progress('building dist/ (npm run build): the workers run it');
+  await buildDist();
+  const { backends, skipped } = await reachableBackends(settings.backends);
+  lines.push(...skipped);
+  const sink = new Sink(scope);
+  const port = await sink.ensure();
+  lines.push(
+    `delivery: ${settings.messages.toLocaleString('en')} messages per mode (a digest of content/), GAZETTE_CONCURRENCY ${settings.concurrency} per worker, GAZETTE_RATE 1,000,000; ` +
+      `smtp-sink -u nobody 127.0.0.1:${port} 512; ${settings.rounds} round${settings.rounds === 1 ? '' : 's'}${settings.rounds > 1 ? ' (modes interleaved, medians)' : ''}; ${os.cpus().length} CPUs`,
+  );
+
+  const modes: ModeResult[] = backends.flatMap((backend) => settings.workers.map((workers) => ({ backend, workers, samples: [], failures: [] })));
+  const enqueues = new Map(backends.map((backend) => [backend, { samples: [] as number[], failures: [] as string[] }]));
+  let rebuilt = 0;
+  for (let round = 0; round < settings.rounds && !wasInterrupted(); round++) {
+    const tag = settings.rounds > 1 ? `round ${round + 1}/${settings.rounds}: ` : '';
+    for (const mode of modes) {
+      if (wasInterrupted()) break;
+      const name = modeName(mode.backend, mode.workers);
+      progress(`${tag}${name}: ${settings.messages.toLocaleString('en')} messages`);
+      try {
+        const sample = await runMode({
+          backend: mode.backend,
+          workers: mode.workers,
+          messages: settings.messages,
+          concurrency: settings.concurrency,
+          smtpPort: await sink.ensure(),
+          // Alternately before and after the workers, so neither side always runs first.
+          yardstick: round % 2 === 0 ? 'before' : 'after',
+          onRebuild: () => {
+            rebuilt++;
+            progress(`src/ changed since the build: building dist/ again before ${name}`);
+          },
+          progress: (message) => progress(`${tag}${name}: ${message}`),
+        });
+        mode.samples.push(sample);
+        progress(`${tag}${name}: ${Math.round(sample.sustained)} msgs/s sustained, ${Math.round(sample.endToEnd)} end to end; smtp-source ${Math.round(sample.yardstick!.msgsPerSecond)}`);
+      } catch (error) {
+        mode.failures.push(failure(`${tag}${name}`, error));
+      }
+    }
+    if (settings.enqueue === 0) continue;
+    for (const [backend, result] of enqueues) {
+      if (wasInterrupted()) break;
+      progress(`${tag}enqueue ${backend}: ${settings.enqueue.toLocaleString('en')} recipients`);
+      try {
+        result.samples.push(await timeEnqueue(backend, settings.enqueue));
+      } catch (error) {
+        result.failures.push(failure(`${tag}enqueue ${backend}`, error));
+      }
+    }
+  }
+  for (const mode of modes) lines.push(...modeLines(mode, settings.rounds));
+  if (settings.enqueue > 0) for (const [backend, result] of enqueues) lines.push(...enqueueLine(backend, settings.enqueue, result.samples, result.failures));
+  else lines.push('enqueue: not measured (BENCH_ENQUEUE=0)');
+  lines.push(await rssFlatness(settings, sink));
+  if (rebuilt > 0) notes.push(`delivery: note: src/ changed during the run; dist/ was built again ${rebuilt} time${rebuilt === 1 ? '' : 's'}, so the modes did not all run the same code`);
+  if (sink.restarts > 0) notes.push(`delivery: note: smtp-sink died and was started again ${sink.restarts} time${sink.restarts === 1 ? '' : 's'}`);
+  lines.push(...notes, ...modeTable(modes));
+  if (wasInterrupted() || modes.some((m) => m.failures.length > 0) || [...enqueues.values()].some((e) => e.failures.length > 0)) process.exitCode = 1;
   return lines;
 }
 
-async function benchSize(count: number, workerCount: number): Promise<string[]> {
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-bench-'));
-  const port = await freePort();
-  const sink = spawn(SINK, ['-u', 'nobody', `127.0.0.1:${port}`, '512'], { stdio: 'ignore' });
-  try {
-    await waitForPort(port);
-    const env = {
-      GAZETTE_DATA_DIR: dataDir,
-      GAZETTE_CONTENT_DIR: path.join(ROOT, 'content'),
-      GAZETTE_TEMPLATES_DIR: path.join(ROOT, 'templates'),
-      GAZETTE_SECRET: 'bench-secret-0123456789abcdef',
-      SMTP_URL: `smtp://127.0.0.1:${port}`,
-      GAZETTE_RATE: '1000000',
-      GAZETTE_CONCURRENCY: process.env.BENCH_CONCURRENCY ?? '10',
-    };
-    const app = createApp(loadConfig({ ...process.env, ...env }));
-    const repo = await app.adapters.subscribers();
-    const now = new Date();
-    for (let i = 0; i < count; i += 5000) {
-      const batch = Array.from({ length: Math.min(5000, count - i) }, (_, j) => {
-        const email = `reader${i + j}@bench.example.org`;
-        return { email, emailKey: email, name: (i + j) % 3 ? `Reader ${i + j}` : null, status: 'active' as const, source: 'bench', consentIp: null, lists: [{ slug: 'dispatch', frequency: 'instant' as const }] };
-      });
-      await repo.insertMany(batch, now);
+/** The backends asked for whose services answer, and a line for each one left out. */
+async function reachableBackends(wanted: Backend[]): Promise<{ backends: Backend[]; skipped: string[] }> {
+  const postgres = wanted.some((b) => b !== 'sqlite') ? await postgresProblem() : undefined;
+  const redis = wanted.includes('bullmq') ? await redisProblem() : undefined;
+  const skipped: string[] = [];
+  const backends = wanted.filter((backend) => {
+    const problems = [
+      backend !== 'sqlite' && postgres ? `Postgres at ${masked(POSTGRES_URL)} does not answer (${postgres}; BENCH_POSTGRES_URL points elsewhere)` : undefined,
+      backend === 'bullmq' && redis ? `Redis at ${masked(REDIS_URL)} does not answer (${redis}; BENCH_REDIS_URL points elsewhere)` : undefined,
+    ].filter((p) => p !== undefined);
+    if (problems.length > 0) skipped.push(`delivery ${backend}: skipped (its modes and its enqueue): ${problems.join('; ')}`);
+    return problems.length === 0;
+  });
+  return { backends, skipped };
+}
+
+/** One worker's peak RSS on SQLite at each size (BENCH_RSS=1), no yardstick. */
+async function rssFlatness(settings: Settings, sink: Sink): Promise<string> {
+  const sizes = settings.rssSizes;
+  if (!sizes) return 'rss: not measured (slow): BENCH_RSS=1 measures one worker on SQLite at 10,000 and 100,000 recipients   [target <= 150 MB, flat]';
+  const peaks: number[] = [];
+  for (const size of sizes) {
+    if (wasInterrupted()) return 'rss: interrupted';
+    progress(`rss: sqlite, 1 worker, ${size.toLocaleString('en')} messages`);
+    try {
+      const sample = await runMode({ backend: 'sqlite', workers: 1, messages: size, concurrency: settings.concurrency, smtpPort: await sink.ensure(), yardstick: 'none', onRebuild: () => progress('src/ changed: building dist/ again'), progress: (message) => progress(`rss ${size}: ${message}`) });
+      peaks.push(sample.rssKb[0]!);
+    } catch (error) {
+      process.exitCode = 1;
+      return `rss sqlite, 1 worker: FAILED: ${failure(`rss ${size}`, error).split('\n')[0]}`;
     }
-    const content = await app.content();
-    const { id } = await createEdition({ content, templates: await app.adapters.emailTemplates(), editions: await app.adapters.editions(), now }, { list: 'dispatch', digest: true });
-    const enqueueStart = performance.now();
-    await enqueueEdition({ editions: await app.adapters.editions(), deliveries: await app.adapters.deliveries(), queue: await app.adapters.queue(), now: () => new Date() }, id);
-    const enqueueMs = performance.now() - enqueueStart;
-    const edition = (await (await app.adapters.editions()).find(id))!;
-    const sample = sampleMessage(await app.adapters.tokens(), content.site, content.site.lists[0]!, edition.compiled, now, { id: 1, email: 'reader1@bench.example.org', name: 'Reader 1' }, {});
-    const messageBytes = Buffer.byteLength(sample.raw);
-    await app.close();
-
-    const sendStart = performance.now();
-    const children = Array.from({ length: workerCount }, () => spawnWorker(env));
-    const peaks = await Promise.all(children.map((c) => c.done));
-    const sendMs = performance.now() - sendStart;
-    const check = createApp(loadConfig({ ...process.env, ...env }));
-    const counts = await (await check.adapters.deliveries()).counts(id);
-    const span = await (await check.adapters.store()).db
-      .selectFrom('deliveries')
-      .select((eb) => [eb.fn.min('sent_at').as('first'), eb.fn.max('sent_at').as('last')])
-      .where('edition_id', '=', id)
-      .executeTakeFirstOrThrow();
-    await check.close();
-    const sustained = counts.sent / Math.max(0.001, (Date.parse(String(span.last)) - Date.parse(String(span.first))) / 1000);
-
-    const yardstick = await smtpSource(port, count, messageBytes);
-    const rate = counts.sent / (sendMs / 1000);
-    return [
-      `delivery ${count.toLocaleString('en')}: enqueue ${(enqueueMs / 1000).toFixed(2)} s   [target 100,000 <= 2 s]`,
-      `delivery ${count.toLocaleString('en')}: ${counts.sent.toLocaleString('en')} sent of ${(messageBytes / 1024).toFixed(1)} KB in ${(sendMs / 1000).toFixed(1)} s = ${Math.round(rate).toLocaleString('en')} msgs/s end to end (worker start-up included), ${Math.round(sustained).toLocaleString('en')} msgs/s sustained (first to last send), ${workerCount} worker processes   [target >= 3,000 sustained]`,
-      `delivery ${count.toLocaleString('en')}: peak RSS per worker ${peaks.map((p) => `${Math.round(p / 1024)} MB`).join(', ')}   [target <= 150 MB]`,
-      `delivery ${count.toLocaleString('en')}: smtp-source yardstick (10 sessions, same size): ${Math.round(yardstick).toLocaleString('en')} msgs/s; Gazette reaches ${Math.round((100 * rate) / yardstick)}%`,
-    ];
-  } finally {
-    sink.kill('SIGTERM');
-    await rm(dataDir, { recursive: true, force: true });
   }
+  return rssLine(sizes, peaks);
 }
 
-// A worker process that exits when the queue is drained and reports its peak RSS (KB).
-function spawnWorker(env: Record<string, string>): { child: ChildProcess; done: Promise<number> } {
-  // The production command (compiled dist/ when built), measured by GNU time.
-  const child = spawn('/usr/bin/time', ['-f', 'maxrss=%M', process.execPath, path.join(ROOT, 'bin', 'gazette.js'), 'worker', '--exit-when-idle'], {
-    cwd: ROOT,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+function readSettings(): Settings {
+  const backends = list('BENCH_BACKENDS', 'sqlite,postgres,bullmq').map((name) => {
+    if (!(BACKENDS as readonly string[]).includes(name)) throw new Error(`BENCH_BACKENDS: unknown backend "${name}" (known: ${BACKENDS.join(', ')})`);
+    return name as Backend;
   });
-  let out = '';
-  child.stderr!.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  const done = new Promise<number>((resolve, reject) =>
-    child.on('exit', (code) => (code === 0 ? resolve(Number(/maxrss=(\d+)/.exec(out)?.[1] ?? 0)) : reject(new Error(`worker exited ${code}: ${out.slice(-500)}`)))),
-  );
-  return { child, done };
+  return {
+    backends,
+    workers: list('BENCH_WORKERS', '1,2,4').map((value) => whole('BENCH_WORKERS', value, 1)),
+    messages: whole('BENCH_MESSAGES', process.env.BENCH_MESSAGES ?? '20000', 1),
+    enqueue: whole('BENCH_ENQUEUE', process.env.BENCH_ENQUEUE ?? '100000', 0),
+    rounds: whole('BENCH_ROUNDS', process.env.BENCH_ROUNDS ?? '1', 1),
+    concurrency: whole('BENCH_CONCURRENCY', process.env.BENCH_CONCURRENCY ?? '10', 1),
+    rssSizes: process.env.BENCH_RSS === '1' ? list('BENCH_RSS_SIZES', '10000,100000').map((value) => whole('BENCH_RSS_SIZES', value, 1)) : undefined,
+  };
 }
 
-async function smtpSource(port: number, count: number, bytes: number): Promise<number> {
-  const start = performance.now();
-  await new Promise<void>((resolve, reject) => {
-    const source = spawn(SOURCE, ['-s', '10', '-m', String(count), '-l', String(bytes), '-f', 'news@bench.example.org', '-t', 'reader@bench.example.org', `127.0.0.1:${port}`], { stdio: 'ignore' });
-    source.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`))));
-  });
-  return count / ((performance.now() - start) / 1000);
+/** The comma-separated values of `name`, each once, in order. */
+function list(name: string, fallback: string): string[] {
+  const values = [...new Set((process.env[name] || fallback).split(',').map((v) => v.trim()).filter(Boolean))];
+  if (values.length === 0) throw new Error(`${name}: expected a comma-separated list`);
+  return values;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+function whole(name: string, value: string, min: number): number {
+  const n = Number(value.replace(/_/g, ''));
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}: expected a whole number >= ${min}, got "${value}"`);
+  return n;
 }
 
-async function waitForPort(port: number): Promise<void> {
-  const { connect } = await import('node:net');
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1', () => {
-        socket.end();
-        resolve(true);
-      }).on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`smtp-sink did not start on ${port}`);
+/** Prints a failure whole on stderr and returns its text. */
+function failure(what: string, error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  process.stderr.write(`bench delivery: ${what} FAILED: ${text}\n`);
+  return text;
+}
+
+function progress(message: string): void {
+  process.stderr.write(`bench delivery: ${message}\n`);
+}
+
+function masked(url: string): string {
+  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
