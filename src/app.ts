@@ -1,8 +1,6 @@
 import path from 'node:path';
-import { createEditorAlerts, type AlertEditors } from './alerts/editor-alerts.ts';
+import type { AlertEditors } from './alerts/editor-alerts.ts';
 import type { Config } from './config.ts';
-import { cachedContentLoader } from './content/content-cache.ts';
-import { loadContent } from './content/load-content.ts';
 import type { Content } from './model/content.ts';
 import { createMessageSigner, type MessageSigner } from './delivery/dkim.ts';
 import type { EditionStore } from './delivery/edition-store.ts';
@@ -18,7 +16,7 @@ import { createOutboxTransport } from './delivery/transport-outbox.ts';
 import { Worker, type WorkerOptions } from './delivery/worker.ts';
 import { resolveSecret, TokenSigner } from './links/tokens.ts';
 import { createSqlSendQueue } from './queue/send-queue-sql.ts';
-import { loadEmailTemplates, type EmailTemplates } from './render/email-templates.ts';
+import type { EmailTemplates } from './render/email-templates.ts';
 import { openStore, type Store } from './store/database.ts';
 import { DeliveriesRepo } from './store/deliveries-repo.ts';
 import { EditionsRepo, editionStoreOf } from './store/editions-repo.ts';
@@ -26,11 +24,13 @@ import { NoticesRepo } from './store/notices-repo.ts';
 import { PublicationsRepo } from './store/publications-repo.ts';
 import { SubscribersRepo } from './store/subscribers-repo.ts';
 import { SchedulesRepo } from './store/schedules-repo.ts';
-import { SubscriptionService } from './subscribers/subscription-service.ts';
+import type { SubscriptionService } from './subscribers/subscription-service.ts';
 import { subscriberUseCases, type SubscriberUseCases } from './subscribers/subscriber-use-cases.ts';
-import { editionUseCases, type EditionUseCases } from './edition/edition-use-cases.ts';
+import type { EditionUseCases } from './edition/edition-use-cases.ts';
+import { lazyFunction, lazyMethods } from './lazy.ts';
 import type { FireDeps, ScheduleLog } from './schedule/fire-schedule.ts';
-import { scheduleUseCases, type ScheduleUseCases } from './schedule/schedule-use-cases.ts';
+import { stderrScheduleLog } from './schedule/schedule-log.ts';
+import type { ScheduleUseCases } from './schedule/schedule-use-cases.ts';
 
 /** What a worker may be tuned with beyond the configuration (tests, benchmarks). */
 export interface WorkerSettings extends Partial<WorkerOptions> {
@@ -93,12 +93,6 @@ export interface App {
   close(): Promise<void>;
 }
 
-/** A scheduler log that writes one line per event to stderr. */
-export const stderrScheduleLog: ScheduleLog = {
-  info: (message) => process.stderr.write(`scheduler: ${message}\n`),
-  warn: (message) => process.stderr.write(`scheduler: warning: ${message}\n`),
-  error: (message) => process.stderr.write(`scheduler: error: ${message}\n`),
-};
 
 /** Overrides for tests: a fixed clock, a transport of their own. */
 export interface AppOverrides {
@@ -119,8 +113,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const now = overrides.now ?? (() => new Date());
   const clock: Clock = overrides.clock ?? (overrides.now ? { ...systemClock, now } : systemClock);
   const random = overrides.random ?? Math.random;
-  const content = cachedContentLoader(config.contentDir, { baseUrl: config.baseUrl });
-  const emailTemplates = once(() => loadEmailTemplates(config.templatesDir));
+  // Loaded on first use: the Markdown, sanitizing and template modules weigh more than all a worker runs on.
+  const content = lazyFunction(async () => (await import('./content/content-cache.ts')).cachedContentLoader(config.contentDir, { baseUrl: config.baseUrl }));
+  const emailTemplates = once(async () => (await import('./render/email-templates.ts')).loadEmailTemplates(config.templatesDir));
   const tokens = once(async () => new TokenSigner(await resolveSecret(config.secret, config.dataDir)));
   const signMessage = once(() => createMessageSigner(config.dkim));
   const store = once(async () => {
@@ -147,10 +142,10 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   // Notice senders of this process's workers: a subscribe here wakes them instead of waiting for their poll.
   const noticeSenders = new Set<NoticeSender>();
   const wakeNotices = () => noticeSenders.forEach((sender) => sender.wake());
-  const alerts = once(async () => createEditorAlerts({ content, templates: emailTemplates, notices: await notices(), now, wake: wakeNotices }));
+  const alerts = once(async () => (await import('./alerts/editor-alerts.ts')).createEditorAlerts({ content, templates: emailTemplates, notices: await notices(), now, wake: wakeNotices }));
   const subscriptions = once(
     async () =>
-      new SubscriptionService({
+      new (await import('./subscribers/subscription-service.ts')).SubscriptionService({
         repo: await subscribers(),
         notices: await notices(),
         wake: wakeNotices,
@@ -215,7 +210,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     return built;
   };
 
-  const freshContent = () => loadContent(config.contentDir, { baseUrl: config.baseUrl });
+  const freshContent = async () => (await import('./content/load-content.ts')).loadContent(config.contentDir, { baseUrl: config.baseUrl });
   // Content is read afresh for each fire, not through the change-polling cache: a digest must see
   // a story saved a moment before it fires.
   const fireDeps = async (log: ScheduleLog = stderrScheduleLog): Promise<FireDeps> => ({
@@ -237,8 +232,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     now,
     content,
     freshContent,
-    editions: editionUseCases({ editions, deliveries, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now }),
-    schedules: scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs }),
+    editions: lazyMethods(async () => (await import('./edition/edition-use-cases.ts')).editionUseCases({ editions, deliveries, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now })),
+    schedules: lazyMethods(async () => (await import('./schedule/schedule-use-cases.ts')).scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs })),
     subscribers: subscriberUseCases({ subscribers, subscriptions, editions, content, now }),
     subscriptions,
     worker,

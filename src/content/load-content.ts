@@ -65,11 +65,6 @@ export function describeLeftOut(content: Content): string {
   return `left out ${files} invalid story ${files === 1 ? 'file' : 'files'}:\n${content.problems.map((p) => `  ${formatContentIssue(p)}`).join('\n')}`;
 }
 
-/** Stories a reader may see at `now`: not drafts, not dated in the future; newest first. */
-export function publishedStories(content: Content, now: Date): Story[] {
-  return content.stories.filter((story) => !story.draft && story.date.getTime() <= now.getTime());
-}
-
 async function storyNames(contentDir: string, storiesDir: string, issues: ContentIssue[]): Promise<string[]> {
   try {
     return (await readdir(storiesDir)).filter((name) => name.endsWith('.md')).sort();

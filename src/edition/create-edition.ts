@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { publishedStories } from '../content/load-content.ts';
-import type { Content, Story } from '../model/content.ts';
+import { type Content, publishedStories, type Story } from '../model/content.ts';
 import { GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { compileEdition, type CompiledEdition } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { publishedStories } from '../content/load-content.ts';
-import type { Content, MailingList, Site, Story } from '../model/content.ts';
+import { type Content, type MailingList, publishedStories, type Site, type Story } from '../model/content.ts';
 import type { MessageSigner } from '../delivery/dkim.ts';
 import { prepareMessageTemplate, renderMessage } from '../delivery/mime-message.ts';
 import { InputError, NotFoundError } from '../errors.ts';

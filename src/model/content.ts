@@ -87,3 +87,8 @@ export interface Content {
   /** Problems of the story files left out (empty when every file is valid). */
   problems: ContentIssue[];
 }
+
+/** Stories a reader may see at `now`: not drafts, not dated in the future; newest first. */
+export function publishedStories(content: Content, now: Date): Story[] {
+  return content.stories.filter((story) => !story.draft && story.date.getTime() <= now.getTime());
+}

@@ -1,6 +1,6 @@
 import type { AlertEditors } from '../alerts/editor-alerts.ts';
-import { describeLeftOut, publishedStories } from '../content/load-content.ts';
-import type { Content } from '../model/content.ts';
+import { describeLeftOut } from '../content/load-content.ts';
+import { type Content, publishedStories } from '../model/content.ts';
 import { createEdition, EditionError } from '../edition/create-edition.ts';
 import { enqueueEdition } from '../edition/enqueue-edition.ts';
 import type { SendQueue } from '../delivery/send-queue.ts';

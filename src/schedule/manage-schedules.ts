@@ -1,7 +1,6 @@
-import { publishedStories } from '../content/load-content.ts';
-import type { Content } from '../model/content.ts';
+import { type Content, publishedStories } from '../model/content.ts';
 import { ConflictError, InputError, NotFoundError } from '../errors.ts';
-import type { Schedule } from '../model/schedule.ts';
+import type { Schedule, ScheduleFire } from '../model/schedule.ts';
 import type { Audience } from '../model/edition.ts';
 import { FREQUENCIES } from '../model/subscriber.ts';
 import { compileCron, normalizeCron } from './cron-time.ts';
@@ -193,6 +192,21 @@ export interface ScheduleView {
   last_fire: { fire_at: string; status: string; edition_id: number | null; detail: string | null } | null;
   /** On-publish: how many stories it has sent. */
   stories_sent: number | null;
+}
+
+/** A fire as scripts see it (`schedule show --json`, the admin API): stable field names. */
+export interface FireJson {
+  fire_at: string;
+  status: ScheduleFire['status'];
+  attempts: number;
+  next_attempt_at: string | null;
+  edition_id: number | null;
+  detail: string | null;
+}
+
+/** The stable JSON shape of a fire. */
+export function fireJson(fire: ScheduleFire): FireJson {
+  return { fire_at: fire.fireAt, status: fire.status, attempts: fire.attempts, next_attempt_at: fire.nextAttemptAt, edition_id: fire.editionId, detail: fire.detail };
 }
 
 /** Builds the view of a schedule, with its next fire and its last recorded fire. */

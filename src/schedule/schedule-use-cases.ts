@@ -10,15 +10,6 @@ export interface ScheduleUseCaseDeps {
   graceMs: number;
 }
 
-/** A fire as scripts see it (`schedule show --json`, the admin API): stable field names. */
-export interface FireJson {
-  fire_at: string;
-  status: ScheduleFire['status'];
-  attempts: number;
-  next_attempt_at: string | null;
-  edition_id: number | null;
-  detail: string | null;
-}
 
 /** One schedule whole: what it does, its recent fires, and (on-publish) the stories it sent. */
 export interface ScheduleDetail {
@@ -60,10 +51,6 @@ export interface ScheduleUseCases {
   start(options?: StartSchedulerOptions): Promise<RunningScheduler>;
 }
 
-/** The stable JSON shape of a fire. */
-export function fireJson(fire: ScheduleFire): FireJson {
-  return { fire_at: fire.fireAt, status: fire.status, attempts: fire.attempts, next_attempt_at: fire.nextAttemptAt, edition_id: fire.editionId, detail: fire.detail };
-}
 
 /** Builds the schedule use cases over what fires need. */
 export function scheduleUseCases(deps: ScheduleUseCaseDeps): ScheduleUseCases {

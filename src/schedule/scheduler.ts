@@ -1,5 +1,5 @@
 import { createTask, type Logger, type ScheduledTask } from 'node-cron';
-import { publishedStories } from '../content/load-content.ts';
+import { publishedStories } from '../model/content.ts';
 import { GazetteError } from '../errors.ts';
 import type { Schedule } from '../model/schedule.ts';
 import { compileCron, type CronTimes } from './cron-time.ts';

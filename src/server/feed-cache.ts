@@ -4,8 +4,8 @@ import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { App } from '../app.ts';
-import { publishedStories, requireValid } from '../content/load-content.ts';
-import type { Content, Story } from '../model/content.ts';
+import { requireValid } from '../content/load-content.ts';
+import { type Content, publishedStories, type Story } from '../model/content.ts';
 import { buildFeeds } from '../feed/build-feeds.ts';
 
 /** One feed file held in memory, ready to send. */

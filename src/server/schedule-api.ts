@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { InputError } from '../errors.ts';
 import type { ScheduleRequest } from '../schedule/manage-schedules.ts';
-import { fireJson } from '../schedule/schedule-use-cases.ts';
+import { fireJson } from '../schedule/manage-schedules.ts';
 import { checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 

@@ -1,5 +1,4 @@
-import { publishedStories } from '../content/load-content.ts';
-import type { Content, MailingList, Site } from '../model/content.ts';
+import { type Content, type MailingList, publishedStories, type Site } from '../model/content.ts';
 import { prepareMessageTemplate, renderMessage, type MessageTemplate } from '../delivery/mime-message.ts';
 import { composeEdition } from '../edition/compose-edition.ts';
 import { ConflictError, InputError } from '../errors.ts';

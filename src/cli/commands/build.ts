@@ -1,8 +1,6 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { publishedStories, requireValid } from '../../content/load-content.ts';
-import { buildFeeds } from '../../feed/build-feeds.ts';
-import { writeFeeds } from '../../feed/write-feeds.ts';
+import { publishedStories } from '../../model/content.ts';
 import type { AppFactory } from '../main.ts';
 
 /** `gazette build`: stories → feeds/ (rss.xml, feed.json, tags/<tag>.xml). */
@@ -18,6 +16,8 @@ export function registerBuild(program: Command, makeApp: AppFactory): void {
         feedsDir: options.feeds && path.resolve(options.feeds),
       });
       // Feeds are the public record: an invalid story stops the build rather than vanish from them.
+      // Loaded here, not with the program: a worker never needs the feed builders.
+      const [{ requireValid }, { buildFeeds }, { writeFeeds }] = await Promise.all([import('../../content/load-content.ts'), import('../../feed/build-feeds.ts'), import('../../feed/write-feeds.ts')]);
       const content = requireValid(await app.content());
       const stories = publishedStories(content, app.now());
       const files = buildFeeds(content.site, stories, app.now());

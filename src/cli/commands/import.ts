@@ -1,6 +1,5 @@
 import path from 'node:path';
 import type { Command } from 'commander';
-import { importStoryFile } from '../../content/import-story-file.ts';
 import type { AppFactory } from '../main.ts';
 
 interface ImportFlags {
@@ -30,6 +29,7 @@ export function registerImport(program: Command, makeApp: AppFactory): void {
     .option('--content <dir>', 'content folder (default: GAZETTE_CONTENT_DIR or ./content)')
     .action(async (file: string, flags: ImportFlags) => {
       const app = makeApp({ contentDir: flags.content && path.resolve(flags.content) });
+      const { importStoryFile } = await import('../../content/import-story-file.ts');
       const result = await importStoryFile(path.resolve(file), app.config.contentDir, {
         slug: flags.slug,
         date: flags.date,

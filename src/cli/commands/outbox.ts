@@ -1,7 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { simpleParser } from 'mailparser';
 import { InputError } from '../../errors.ts';
 import type { AppFactory } from '../main.ts';
 
@@ -21,7 +20,7 @@ export function registerOutbox(program: Command, makeApp: AppFactory): void {
       const newest = dated.sort((a, b) => b.at - a.at).slice(0, count);
       const messages = await Promise.all(
         newest.map(async ({ name, at }) => {
-          const parsed = await simpleParser(await readFile(path.join(dir, name)));
+          const parsed = await (await mailparser()).simpleParser(await readFile(path.join(dir, name)));
           const to = Array.isArray(parsed.to) ? parsed.to.map((a) => a.text).join(', ') : (parsed.to?.text ?? '');
           const links = [...new Set((parsed.text ?? '').match(/https?:\/\/[^\s<>"]+/g) ?? [])];
           return { file: path.join(dir, name), written: new Date(at).toISOString(), to, subject: parsed.subject ?? '', links };
@@ -37,4 +36,10 @@ export function registerOutbox(program: Command, makeApp: AppFactory): void {
       }
       for (const m of messages) process.stdout.write(`${m.written}  to ${m.to}\n  ${m.subject}\n  ${m.file}\n${m.links.map((l) => `    ${l}\n`).join('')}\n`);
     });
+}
+
+// mailparser is loaded by this command alone: it weighs 25 MB the other commands never need.
+let loaded: Promise<typeof import('mailparser')> | undefined;
+function mailparser(): Promise<typeof import('mailparser')> {
+  return (loaded ??= import('mailparser'));
 }

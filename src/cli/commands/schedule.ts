@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { InputError } from '../../errors.ts';
-import { describeSchedule, upcomingFires, type ScheduleView, type UpcomingFire } from '../../schedule/manage-schedules.ts';
-import { stderrScheduleLog } from '../../app.ts';
-import { fireJson } from '../../schedule/schedule-use-cases.ts';
+import { describeSchedule, fireJson, upcomingFires, type ScheduleView, type UpcomingFire } from '../../schedule/manage-schedules.ts';
+import { stderrScheduleLog } from '../../schedule/schedule-log.ts';
 import type { AppFactory } from '../main.ts';
 import { withApp } from '../with-app.ts';
 

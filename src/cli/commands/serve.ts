@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import type { Command } from 'commander';
 import type { App } from '../../app.ts';
 import { GazetteError, InputError } from '../../errors.ts';
-import { buildServer } from '../../server/server.ts';
 import type { AppFactory } from '../main.ts';
 
 /** `gazette serve`: the HTTP server (pages, feeds, subscriptions, admin API). */
@@ -23,6 +22,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       const app = makeApp({ port: effectivePort, createDatabase: true });
       let server: FastifyInstance | undefined;
       try {
+        const { buildServer } = await import('../../server/server.ts');
         server = await buildServer(app, { logger: true });
         await app.checkDatabase(); // migrate before taking traffic
         await listen(server, effectivePort, options.host);
