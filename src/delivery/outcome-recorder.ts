@@ -16,6 +16,9 @@ export interface Taken {
   abort: AbortController;
 }
 
+/** Groups of sent messages being committed at once, at most. */
+const MAX_GROUPS_IN_FLIGHT = 4;
+
 /** Where the worker reports what it does: retries, bounces, pauses, lost leases, errors. */
 export type WorkerLog = (event: string, details: Record<string, unknown>) => void;
 
@@ -49,8 +52,11 @@ interface PendingSent {
  */
 export class OutcomeRecorder {
   private pending: PendingSent[] = [];
-  private flushing: Promise<void> | undefined;
+  private readonly flushing = new Set<Promise<void>>();
   private scheduled = false;
+  /** Settling the jobs of outcomes already in the ledger, one write after another. */
+  private settling: Promise<void> = Promise.resolve();
+  private settleError: unknown;
 
   constructor(private readonly deps: OutcomeRecorderDeps) {}
 
@@ -96,8 +102,9 @@ export class OutcomeRecorder {
 
   /** Commits what is pending and gives back whatever the judge still holds. */
   async stop(): Promise<void> {
-    await this.flush();
+    await this.flushed();
     await this.apply(this.deps.judge.releaseAll());
+    await this.settled();
   }
 
   /** Everything held undecided by the judge: its leases must be renewed too. */
@@ -144,18 +151,33 @@ export class OutcomeRecorder {
   }
 
 
-  /** Writes outcomes (fenced), then settles their jobs: acked when done, due again when retried. */
+  /**
+   * Writes outcomes (fenced), then settles their jobs: acked when done, due again when retried.
+   * Resolves once the ledger has them; the jobs are settled after, in order, without holding the
+   * caller: the ledger is the truth, and a job left unsettled by a crash comes back, is found
+   * finished and is acked then. A failure to settle is thrown by the next write (or by stop).
+   */
   private async write(items: [Taken, DeliveryOutcome][]): Promise<void> {
     if (items.length === 0) return;
+    this.surfaceSettleError();
     const records: OutcomeRecord[] = items.map(([taken, outcome]) => ({ deliveryId: taken.delivery.id, claim: taken.claim, outcome }));
     const lost = new Set(await this.deps.ledger.record(records));
+    const kept = items.filter(([taken, outcome]) => {
+      if (!lost.has(taken.delivery.id)) return true;
+      this.deps.log('lease-lost', { delivery: taken.delivery.id, outcome: outcome.status });
+      return false;
+    });
+    this.settling = this.settling
+      .then(() => this.settleJobs(kept))
+      .catch((error: unknown) => {
+        this.settleError ??= error;
+      });
+  }
+
+  private async settleJobs(items: [Taken, DeliveryOutcome][]): Promise<void> {
     const now = this.deps.now();
     const done: QueuedJob[] = [];
     for (const [taken, outcome] of items) {
-      if (lost.has(taken.delivery.id)) {
-        this.deps.log('lease-lost', { delivery: taken.delivery.id, outcome: outcome.status });
-        continue;
-      }
       if (outcome.status !== 'retry') done.push(taken.job);
       else if (!outcome.counts) await this.deps.queue.retry([taken.job], now);
       else {
@@ -166,6 +188,19 @@ export class OutcomeRecorder {
       if (outcome.status === 'bounced' || outcome.status === 'failed') this.deps.log(outcome.status, { delivery: taken.delivery.id, error: outcome.error });
     }
     await this.deps.queue.ack(done);
+  }
+
+  /** Waits for the jobs of every outcome written so far to be settled. */
+  async settled(): Promise<void> {
+    await this.settling;
+    this.surfaceSettleError();
+  }
+
+  private surfaceSettleError(): void {
+    if (this.settleError === undefined) return;
+    const error = this.settleError;
+    this.settleError = undefined;
+    throw error;
   }
 
   /**
@@ -182,11 +217,13 @@ export class OutcomeRecorder {
     });
   }
 
+  // Groups are committed side by side, up to MAX_GROUPS_IN_FLIGHT (each its own statement, on its
+  // own connection where the store has a pool): a group never waits for the one before to commit.
   private async flush(): Promise<void> {
-    while (this.flushing) await this.flushing;
+    while (this.flushing.size >= MAX_GROUPS_IN_FLIGHT) await Promise.race(this.flushing);
     if (this.pending.length === 0) return;
     const group = this.pending.splice(0);
-    this.flushing = (async () => {
+    const flushing = (async () => {
       try {
         await this.write(group.map((p) => [p.taken, { status: 'sent' }]));
         for (const p of group) p.resolve();
@@ -194,9 +231,16 @@ export class OutcomeRecorder {
         for (const p of group) p.reject(error as Error);
       }
     })();
-    await this.flushing;
-    this.flushing = undefined;
+    this.flushing.add(flushing);
+    await flushing;
+    this.flushing.delete(flushing);
     if (this.pending.length > 0) this.schedule();
+  }
+
+  /** Waits for every group being committed. */
+  private async flushed(): Promise<void> {
+    await this.flush();
+    while (this.flushing.size > 0) await Promise.all(this.flushing);
   }
 }
 

@@ -54,6 +54,8 @@ export interface RunOptions {
 export class Worker {
   private buffer: Taken[] = [];
   private readonly inFlight = new Map<number, Taken>();
+  /** The last refill found nothing: no look-ahead until the buffer is empty again. */
+  private drained = false;
   private readonly perEdition = new Map<number, number>();
   private refilling: Promise<boolean> | undefined;
   private readonly touched = new Set<number>();
@@ -123,10 +125,25 @@ export class Worker {
   private async next(): Promise<Taken | undefined> {
     for (;;) {
       const taken = this.buffer.shift();
+      // The next batch is reserved while this one still has work for every sender: on a networked
+      // store, a refill takes several round trips that no sender should wait for.
+      if (this.buffer.length < this.options.concurrency && !this.refilling && !this.drained) this.startRefill();
       if (taken) return taken;
-      if (!this.refilling) this.refilling = this.refill().finally(() => (this.refilling = undefined));
+      if (!this.refilling) this.startRefill();
       if (!(await this.refilling)) return undefined;
     }
+  }
+
+  private startRefill(): void {
+    this.refilling = this.refill()
+      .then((found) => {
+        // Nothing due: stop looking ahead until a sender finds the buffer empty (the poll waits).
+        this.drained = !found;
+        return found;
+      })
+      .finally(() => (this.refilling = undefined));
+    // A look-ahead nobody awaits yet must not fail unobserved; the sender that awaits it sees the error.
+    this.refilling.catch(() => {});
   }
 
   // Reserves a batch, claims it in the ledger and buffers what this worker may send; false when there was nothing.
