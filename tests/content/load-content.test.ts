@@ -1,7 +1,8 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadContent, publishedStories } from '../../src/content/load-content.ts';
+import { loadContent } from '../../src/content/load-content.ts';
+import { publishedStories } from '../../src/model/content.ts';
 import { ContentError, type ContentIssue } from '../../src/errors.ts';
 import { storyFile, tempContentDir } from '../helpers/content-dir.ts';
 
