@@ -14,7 +14,10 @@ import { SendStep } from './delivery/send-step.ts';
 import type { Transport } from './delivery/transport.ts';
 import { createOutboxTransport } from './delivery/transport-outbox.ts';
 import { Worker, type WorkerOptions } from './delivery/worker.ts';
+import { DeliveryTokens } from './links/delivery-tokens.ts';
 import { resolveSecret, TokenSigner } from './links/tokens.ts';
+import type { InboundMailHandler, ReportHandler } from './inbound/inbound-report.ts';
+import { EventsRepo } from './store/events-repo.ts';
 import { createSqlSendQueue } from './queue/send-queue-sql.ts';
 import type { EmailTemplates } from './render/email-templates.ts';
 import { openStore, type Store } from './store/database.ts';
@@ -51,6 +54,8 @@ export interface Adapters {
   schedules(): Promise<SchedulesRepo>;
   /** When stories were first seen a draft and first seen published (what digests since the last one read). */
   publications(): Promise<PublicationsRepo>;
+  events(): Promise<EventsRepo>;
+  deliveryTokens(): Promise<DeliveryTokens>;
   queue(): Promise<SendQueue>;
   transport(): Promise<Transport>;
   emailTemplates(): Promise<EmailTemplates>;
@@ -86,6 +91,10 @@ export interface App {
   worker(settings?: WorkerSettings, log?: WorkerLog): Promise<Worker>;
   /** Messages waiting to be sent now: jobs of editions not paused, and notices due. Zero: nothing to do. */
   backlog(): Promise<number>;
+  /** The one handler every way in (receiver, mailbox, webhooks) hands its reports to. */
+  reports(): Promise<ReportHandler>;
+  /** Reads mails to the bounce and unsubscribe addresses at `domains` into reports. */
+  inboundMail(domains: string[]): Promise<InboundMailHandler>;
   /** Whether the database answers now (the health check; also migrates it on first use). */
   checkDatabase(): Promise<void>;
   readonly adapters: Adapters;
@@ -114,9 +123,12 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const clock: Clock = overrides.clock ?? (overrides.now ? { ...systemClock, now } : systemClock);
   const random = overrides.random ?? Math.random;
   // Loaded on first use: the Markdown, sanitizing and template modules weigh more than all a worker runs on.
-  const content = lazyFunction(async () => (await import('./content/content-cache.ts')).cachedContentLoader(config.contentDir, { baseUrl: config.baseUrl }));
+  const contentOptions = { baseUrl: config.baseUrl, bounceDomain: config.inbound.bounceDomain };
+  const content = lazyFunction(async () => (await import('./content/content-cache.ts')).cachedContentLoader(config.contentDir, contentOptions));
   const emailTemplates = once(async () => (await import('./render/email-templates.ts')).loadEmailTemplates(config.templatesDir));
-  const tokens = once(async () => new TokenSigner(await resolveSecret(config.secret, config.dataDir)));
+  const secret = once(() => resolveSecret(config.secret, config.dataDir));
+  const tokens = once(async () => new TokenSigner(await secret()));
+  const deliveryTokens = once(async () => new DeliveryTokens(await secret()));
   const signMessage = once(() => createMessageSigner(config.dkim));
   const store = once(async () => {
     const s = await openStore({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, create: config.createDatabase });
@@ -134,6 +146,10 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const notices = once(async () => new NoticesRepo((await store()).db, now));
   const publications = once(async () => new PublicationsRepo((await store()).db));
   const schedules = once(async () => new SchedulesRepo((await store()).db));
+  const events = once(async () => new EventsRepo((await store()).db));
+  const reports = once(async () =>
+    (await import('./inbound/report-handler.ts')).createReportHandler({ events: await events(), softBounces: config.inbound.softBounces, now }),
+  );
   const queue = once(async () => {
     const q = await createQueue(config, store, now);
     opened.push(q);
@@ -172,6 +188,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       transport: await transport(),
       signMessage: await signMessage(),
       tokens: await tokens(),
+      deliveryTokens: await deliveryTokens(),
       limiter: new RateLimiter(options.rate, clock),
       now: () => clock.now(),
       legacyContent: content,
@@ -210,7 +227,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     return built;
   };
 
-  const freshContent = async () => (await import('./content/load-content.ts')).loadContent(config.contentDir, { baseUrl: config.baseUrl });
+  const freshContent = async () => (await import('./content/load-content.ts')).loadContent(config.contentDir, contentOptions);
   // Content is read afresh for each fire, not through the change-polling cache: a digest must see
   // a story saved a moment before it fires.
   const fireDeps = async (log: ScheduleLog = stderrScheduleLog): Promise<FireDeps> => ({
@@ -232,9 +249,9 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     now,
     content,
     freshContent,
-    editions: lazyMethods(async () => (await import('./edition/edition-use-cases.ts')).editionUseCases({ editions, deliveries, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now })),
+    editions: lazyMethods(async () => (await import('./edition/edition-use-cases.ts')).editionUseCases({ editions, deliveries, events, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now })),
     schedules: lazyMethods(async () => (await import('./schedule/schedule-use-cases.ts')).scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs })),
-    subscribers: subscriberUseCases({ subscribers, subscriptions, editions, content, now }),
+    subscribers: subscriberUseCases({ subscribers, subscriptions, editions, events, content, now }),
     subscriptions,
     worker,
     async backlog() {
@@ -243,7 +260,12 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     async checkDatabase() {
       await (await store()).db.selectFrom('subscribers').select('id').limit(1).execute();
     },
-    adapters: { store, subscribers, editions, deliveries, notices, schedules, publications, queue, transport, emailTemplates, tokens, signMessage, alerts, fireDeps },
+    reports,
+    async inboundMail(domains) {
+      const { inboundMailHandler } = await import('./inbound/mail-reports.ts');
+      return inboundMailHandler({ reports: await reports(), deliveryTokens: await deliveryTokens(), tokens: await tokens(), domains, now });
+    },
+    adapters: { store, subscribers, editions, deliveries, notices, schedules, publications, events, queue, transport, emailTemplates, tokens, deliveryTokens, signMessage, alerts, fireDeps },
     async close() {
       for (const item of opened.splice(0).reverse()) await item.close();
     },

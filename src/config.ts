@@ -5,6 +5,8 @@ import { ConfigError } from './errors.ts';
 const positiveNumber = (fallback: number) =>
   z.coerce.number().positive().default(fallback);
 
+const DOMAIN = /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/i;
+
 const optionalString = z
   .string()
   .optional()
@@ -68,6 +70,34 @@ const envSchema = z.object({
   ),
   /** How late a missed scheduled fire may still run at start-up, in minutes. */
   GAZETTE_SCHEDULE_GRACE_MINUTES: z.coerce.number().min(0).default(60),
+  /** Domain of the VERP return path and the mailto unsubscribe address; unset means the sender's domain. */
+  GAZETTE_BOUNCE_DOMAIN: optionalString.refine((value) => value === undefined || DOMAIN.test(value), 'expected a domain name such as bounces.example.com'),
+  /** Port of the inbound SMTP receiver inside `gazette serve`; unset runs none there (`gazette inbound` defaults to 2525). */
+  GAZETTE_INBOUND_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  /** Address the inbound SMTP receiver listens on. */
+  GAZETTE_INBOUND_HOST: z.string().default('0.0.0.0'),
+  /** Largest inbound message taken, in bytes (a DSN carries the original message or its headers). */
+  GAZETTE_INBOUND_MAX_BYTES: z.coerce.number().int().min(1024).default(5 * 1024 * 1024),
+  /** PEM key and certificate files for STARTTLS on the inbound receiver: both or neither. */
+  GAZETTE_INBOUND_TLS_KEY_FILE: optionalString,
+  GAZETTE_INBOUND_TLS_CERT_FILE: optionalString,
+  /** imaps://user:pass@host[:port]/MAILBOX (or imap://) that `gazette inbound --mailbox` reads. */
+  GAZETTE_MAILBOX_URL: optionalString.refine((value) => value === undefined || /^imaps?:\/\//.test(value), 'expected a URL starting with imap:// or imaps://'),
+  /** What becomes of a processed mailbox message: deleted (expunged), or flagged and kept. */
+  GAZETTE_MAILBOX_AFTER: z.enum(['delete', 'flag']).default('flag'),
+  /** How often the mailbox is checked when the server cannot IDLE, in seconds. */
+  GAZETTE_MAILBOX_POLL_SECONDS: z.coerce.number().int().min(1).default(60),
+  /** Soft bounces that suppress an address: this many among its last GAZETTE_SOFT_BOUNCE_SENDS sends. */
+  GAZETTE_SOFT_BOUNCES: z.coerce.number().int().min(1).default(3),
+  GAZETTE_SOFT_BOUNCE_SENDS: z.coerce.number().int().min(1).default(5),
+  /** SNS topic ARNs (comma-separated) whose SES notifications /webhooks/ses takes; unset turns it off. */
+  GAZETTE_SES_TOPIC_ARNS: optionalString,
+  /** user:password Postmark sends with its webhooks (HTTP Basic auth); unset turns /webhooks/postmark off. */
+  GAZETTE_POSTMARK_WEBHOOK_AUTH: optionalString.refine((value) => value === undefined || /^[^:]+:.{12,}$/.test(value), 'expected user:password with a password of 12 or more characters'),
+  /** Mailgun's HTTP webhook signing key; unset turns /webhooks/mailgun off. */
+  GAZETTE_MAILGUN_SIGNING_KEY: optionalString,
+  /** SendGrid's signed event webhook verification key (base64 or PEM); unset turns /webhooks/sendgrid off. */
+  GAZETTE_SENDGRID_PUBLIC_KEY: optionalString,
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -94,11 +124,37 @@ export interface Config {
   baseUrl: string | undefined;
   scheduleGraceMs: number;
   logLevel: string;
+  inbound: InboundConfig;
+  webhooks: WebhookConfig;
   /**
    * Whether opening the store may create the database. Not an environment variable: the CLI
    * allows it for `serve` and `migrate` only, so other commands never start an empty list.
    */
   createDatabase: boolean;
+}
+
+/** How bounces, complaints and unsubscribes by mail come in. */
+export interface InboundConfig {
+  /** Unset: each edition's sender domain. */
+  bounceDomain: string | undefined;
+  /** The receiver's port inside `serve`; undefined runs none there. */
+  port: number | undefined;
+  host: string;
+  maxBytes: number;
+  tls: { keyFile: string; certFile: string } | undefined;
+  mailboxUrl: string | undefined;
+  mailboxAfter: 'delete' | 'flag';
+  mailboxPollMs: number;
+  /** An address is suppressed after `limit` soft bounces among its last `sends` sends. */
+  softBounces: { limit: number; sends: number };
+}
+
+/** Each provider webhook's credentials; an unset one answers 404. */
+export interface WebhookConfig {
+  sesTopicArns: string[];
+  postmarkAuth: { user: string; password: string } | undefined;
+  mailgunSigningKey: string | undefined;
+  sendgridPublicKey: string | undefined;
 }
 
 /** Reads and validates the environment once; throws ConfigError naming every wrong key. */
@@ -118,6 +174,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'invalid configuration:\nDKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE: set all three or none',
     );
   }
+  if ((e.GAZETTE_INBOUND_TLS_KEY_FILE === undefined) !== (e.GAZETTE_INBOUND_TLS_CERT_FILE === undefined)) {
+    throw new ConfigError('invalid configuration:\nGAZETTE_INBOUND_TLS_KEY_FILE and GAZETTE_INBOUND_TLS_CERT_FILE: set both or neither');
+  }
+  if (e.GAZETTE_SOFT_BOUNCES > e.GAZETTE_SOFT_BOUNCE_SENDS) {
+    throw new ConfigError(
+      `invalid configuration:\nGAZETTE_SOFT_BOUNCES: ${e.GAZETTE_SOFT_BOUNCES} soft bounces can never happen in ${e.GAZETTE_SOFT_BOUNCE_SENDS} sends (GAZETTE_SOFT_BOUNCE_SENDS)`,
+    );
+  }
+  const postmark = e.GAZETTE_POSTMARK_WEBHOOK_AUTH?.match(/^([^:]+):(.*)$/);
   return {
     contentDir: path.resolve(e.GAZETTE_CONTENT_DIR),
     feedsDir: path.resolve(e.GAZETTE_FEEDS_DIR),
@@ -141,6 +206,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     baseUrl: e.BASE_URL?.replace(/\/+$/, ''),
     scheduleGraceMs: e.GAZETTE_SCHEDULE_GRACE_MINUTES * 60_000,
     logLevel: e.LOG_LEVEL,
+    inbound: {
+      bounceDomain: e.GAZETTE_BOUNCE_DOMAIN?.toLowerCase(),
+      port: e.GAZETTE_INBOUND_PORT,
+      host: e.GAZETTE_INBOUND_HOST,
+      maxBytes: e.GAZETTE_INBOUND_MAX_BYTES,
+      tls:
+        e.GAZETTE_INBOUND_TLS_KEY_FILE && e.GAZETTE_INBOUND_TLS_CERT_FILE
+          ? { keyFile: path.resolve(e.GAZETTE_INBOUND_TLS_KEY_FILE), certFile: path.resolve(e.GAZETTE_INBOUND_TLS_CERT_FILE) }
+          : undefined,
+      mailboxUrl: e.GAZETTE_MAILBOX_URL,
+      mailboxAfter: e.GAZETTE_MAILBOX_AFTER,
+      mailboxPollMs: e.GAZETTE_MAILBOX_POLL_SECONDS * 1000,
+      softBounces: { limit: e.GAZETTE_SOFT_BOUNCES, sends: e.GAZETTE_SOFT_BOUNCE_SENDS },
+    },
+    webhooks: {
+      sesTopicArns: (e.GAZETTE_SES_TOPIC_ARNS ?? '').split(',').map((arn) => arn.trim()).filter(Boolean),
+      postmarkAuth: postmark ? { user: postmark[1]!, password: postmark[2]! } : undefined,
+      mailgunSigningKey: e.GAZETTE_MAILGUN_SIGNING_KEY,
+      sendgridPublicKey: e.GAZETTE_SENDGRID_PUBLIC_KEY,
+    },
     createDatabase: true,
   };
 }
@@ -152,8 +237,8 @@ function parseTrustProxy(value: string | undefined): boolean | string {
 
 // Secrets are never echoed into logs: only how long the given value was.
 function shown(key: PropertyKey | undefined, value: string | undefined): string {
-  if (value !== undefined && typeof key === 'string' && /TOKEN|SECRET|PASS/.test(key)) return `${value.length} characters`;
-  if (value !== undefined && (key === 'SMTP_URL' || key === 'REDIS_URL' || key === 'DATABASE_URL')) return JSON.stringify(value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
+  if (value !== undefined && typeof key === 'string' && /TOKEN|SECRET|PASS|AUTH|SIGNING_KEY/.test(key)) return `${value.length} characters`;
+  if (value !== undefined && (key === 'SMTP_URL' || key === 'REDIS_URL' || key === 'DATABASE_URL' || key === 'GAZETTE_MAILBOX_URL')) return JSON.stringify(value.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@'));
   return JSON.stringify(value);
 }
 

@@ -9,6 +9,7 @@ import { registerServe } from './commands/serve.ts';
 import { registerEdition } from './commands/edition.ts';
 import { registerSend } from './commands/send.ts';
 import { registerWorker } from './commands/worker.ts';
+import { registerInbound } from './commands/inbound.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerOutbox } from './commands/outbox.ts';
 import { registerSubscribers } from './commands/subscribers.ts';
@@ -31,6 +32,7 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerEdition(program, makeApp);
   registerSend(program, makeApp);
   registerWorker(program, makeApp);
+  registerInbound(program, makeApp);
   registerSubscribers(program, makeApp);
   registerSchedule(program, makeApp);
   registerScheduler(program, makeApp);

@@ -14,6 +14,8 @@ import { escapeHtml } from '../render/escape.ts';
 export interface LoadContentOptions {
   /** Overrides site.yaml's base_url (BASE_URL), so links point at the server actually running. */
   baseUrl?: string | undefined;
+  /** GAZETTE_BOUNCE_DOMAIN, kept on the site so every message made from it uses it. */
+  bounceDomain?: string | undefined;
 }
 
 /**
@@ -23,7 +25,7 @@ export interface LoadContentOptions {
  */
 export async function loadContent(contentDir: string, options: LoadContentOptions = {}): Promise<Content> {
   const issues: ContentIssue[] = [];
-  const site = await loadSite(contentDir, issues, options.baseUrl);
+  const site = await loadSite(contentDir, issues, options.baseUrl, options.bounceDomain);
   const storiesDir = path.join(contentDir, 'stories');
   const stories: Story[] = [];
   const bySlug = new Map<string, string>();
@@ -97,7 +99,7 @@ function unreadableIssue(file: string, why: UnreadableFile): ContentIssue {
   return why.line === undefined ? { file, field: '', message: why.problem } : { file, field: '', line: why.line, message: why.problem };
 }
 
-async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: string | undefined): Promise<Site | undefined> {
+async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: string | undefined, bounceDomain: string | undefined): Promise<Site | undefined> {
   const file = path.join(contentDir, 'site.yaml');
   const shown = relative(contentDir, file);
   const source = await readTextFile(file, { expected: 'the site configuration (a YAML file)' });
@@ -127,6 +129,7 @@ async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: str
     editors: s.editors ?? [s.sender.reply_to ?? s.sender.address],
     lists: s.lists,
     feed: { limit: s.feed.limit, ttlMinutes: s.feed.ttl_minutes },
+    bounceDomain,
   };
 }
 

@@ -1,6 +1,7 @@
 import type { Content, EditionOrigin, MailingList } from '../model/content.ts';
 import { DeliveryFault } from '../errors.ts';
-import { recipientLinks } from '../links/recipient-links.ts';
+import type { DeliveryTokens } from '../links/delivery-tokens.ts';
+import { bounceDomainOf, recipientLinks } from '../links/recipient-links.ts';
 import type { TokenSigner } from '../links/tokens.ts';
 import { recipientValues } from '../render/slots.ts';
 import type { DeliveryToSend } from './delivery-ledger.ts';
@@ -20,6 +21,8 @@ export interface SendStepDeps {
   transport: Transport;
   signMessage: MessageSigner;
   tokens: TokenSigner;
+  /** Signs the delivery into its return path (VERP), its mailto: unsubscribe and X-Gazette-Delivery. */
+  deliveryTokens: DeliveryTokens;
   limiter: RateLimiter;
   now: () => Date;
   /** site.yaml, read only for editions made before their origin was kept. */
@@ -38,7 +41,8 @@ export class SendStep {
   /** Sends one delivery's message; `signal` cuts it short (the edition was paused). */
   async send(delivery: DeliveryToSend & { email: string }, signal?: AbortSignal): Promise<void> {
     const { template, origin } = await this.template(delivery.editionId);
-    const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId);
+    const { deliveryTokens } = this.deps;
+    const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId, { id: delivery.id, tokens: deliveryTokens });
     const raw = renderMessage(template, {
       email: delivery.email,
       name: delivery.name ?? undefined,
@@ -52,8 +56,11 @@ export class SendStep {
       unsubscribeMailto: links.unsubscribeMailto,
       messageKey: messageKey(delivery),
       date: this.deps.now(),
+      // Names the delivery where a bounce quotes the original's headers but its return path was rewritten.
+      extraHeaders: { 'X-Gazette-Delivery': deliveryTokens.sign(delivery.id) },
     });
-    await this.deliver({ key: messageKey(delivery), envelopeFrom: template.envelopeFrom, to: delivery.email, raw, canonical: ASCII.test(delivery.email) }, signal);
+    const envelopeFrom = deliveryTokens.returnPath(delivery.id, bounceDomainOf(origin));
+    await this.deliver({ key: messageKey(delivery), envelopeFrom, to: delivery.email, raw, canonical: ASCII.test(delivery.email) }, signal);
   }
 
   /** Signs a finished message and sends it within the rate limit (notices come this way too). */

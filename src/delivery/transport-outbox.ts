@@ -12,7 +12,8 @@ export function createOutboxTransport(dir: string): Transport {
       // The key is stable per delivery, so a retried message replaces its own file, never adds one.
       const safeKey = message.key.replace(/[^A-Za-z0-9._-]/g, '_');
       try {
-        await writeFileAtomic(path.join(dir, `${safeKey}.eml`), message.raw);
+        // The envelope sender goes first as Return-Path, as a delivering MTA writes it, so what would be sent can be read back.
+        await writeFileAtomic(path.join(dir, `${safeKey}.eml`), `Return-Path: <${message.envelopeFrom}>\r\n${message.raw}`);
       } catch (error) {
         throw outboxFault(dir, error);
       }

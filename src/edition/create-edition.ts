@@ -1,3 +1,4 @@
+import { bounceDomainOf } from '../links/recipient-links.ts';
 import { randomBytes } from 'node:crypto';
 import { type Content, publishedStories, type Story } from '../model/content.ts';
 import { GazetteError, InputError, NotFoundError } from '../errors.ts';
@@ -72,7 +73,7 @@ export async function createEdition(
       audience: request.audience ?? 'all',
       storySlugs: stories.map((s) => s.slug),
       compiled,
-      origin: { baseUrl: content.site.baseUrl, sender: content.site.sender, list },
+      origin: { baseUrl: content.site.baseUrl, sender: content.site.sender, list, bounceDomain: bounceDomainOf(content.site) },
       htmlBytes: Buffer.byteLength(compiled.html.parts.join('')),
       coversUntil: now,
       scheduleId: request.scheduleId ?? null,

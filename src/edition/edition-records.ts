@@ -1,4 +1,5 @@
 import type { DeliveryCounts } from '../model/delivery.ts';
+import type { EditionEventCounts } from '../model/subscriber-event.ts';
 import type { EditionOrigin } from '../model/content.ts';
 import type { Audience, Edition, EditionKind, EditionStatus, EditionSummary, PauseKind } from '../model/edition.ts';
 import type { CompiledEdition } from '../render/compile-edition.ts';
@@ -47,4 +48,9 @@ export interface DeliveryRecords {
   counts(editionId: number): Promise<DeliveryCounts>;
   /** Messages sent since `since`, the last change and the last error. */
   progress(editionId: number, since: Date): Promise<{ sentSince: number; lastUpdate: string | null; lastError: string | null }>;
+}
+
+/** What came back about an edition's messages (late bounces, complaints, unsubscribes by mail). */
+export interface EditionEventRecords {
+  editionCounts(editionId: number): Promise<EditionEventCounts>;
 }

@@ -1,6 +1,6 @@
 import { NotFoundError } from '../errors.ts';
 import type { EditionStatus, PauseKind } from '../model/edition.ts';
-import type { EditionRecords, DeliveryRecords } from './edition-records.ts';
+import type { EditionEventRecords, EditionRecords, DeliveryRecords } from './edition-records.ts';
 
 /** A send with queued messages and no change for this long is reported as stalled. */
 export const STALLED_AFTER_MS = 2 * 60_000;
@@ -19,6 +19,8 @@ export interface EditionStatusReport {
   failed: number;
   bounced: number;
   skipped: number;
+  /** What came back after sending: bounces reported later (the hard ones are among `bounced` too), complaints, unsubscribes by mail. */
+  cameBack: { hardBounces: number; softBounces: number; complaints: number; unsubscribes: number };
   /** Messages per second over the last minute. */
   rate: number;
   /** Seconds until done at that rate; null when unknown. */
@@ -34,13 +36,14 @@ export interface EditionStatusReport {
 
 /** Reads an edition and its ledger into a status report. */
 export async function editionStatus(
-  deps: { editions: EditionRecords; deliveries: DeliveryRecords },
+  deps: { editions: EditionRecords; deliveries: DeliveryRecords; events: EditionEventRecords },
   id: number,
   now: Date,
 ): Promise<EditionStatusReport> {
   const edition = await deps.editions.find(id);
   if (!edition) throw new NotFoundError(`no edition ${id}`);
   const counts = await deps.deliveries.counts(id);
+  const events = await deps.events.editionCounts(id);
   const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
   const rate = progress.sentSince / 60;
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
@@ -60,6 +63,7 @@ export async function editionStatus(
     failed: counts.failed,
     bounced: counts.bounced,
     skipped: counts.skipped,
+    cameBack: { hardBounces: events['hard-bounce'], softBounces: events['soft-bounce'], complaints: events.complaint, unsubscribes: events.unsubscribe },
     rate: Math.round(rate * 10) / 10,
     etaSeconds: rate > 0 ? Math.ceil(counts.queued / rate) : counts.queued === 0 ? 0 : null,
     stalled,

@@ -9,7 +9,7 @@ import type { Edition, EditionSummary } from '../model/edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import { parseEmailAddress } from '../subscribers/email-address.ts';
 import { createEdition, type EditionRequest } from './create-edition.ts';
-import type { DeliveryRecords, EditionRecords } from './edition-records.ts';
+import type { DeliveryRecords, EditionEventRecords, EditionRecords } from './edition-records.ts';
 import { editionStatus, type EditionStatusReport } from './edition-status.ts';
 import { enqueueEdition, type EnqueueOptions, type EnqueueResult } from './enqueue-edition.ts';
 import { recentEditions, RECENT_EDITIONS, type RecentEdition } from './recent-editions.ts';
@@ -20,6 +20,7 @@ import { sampleMessage, writePreview, writeSample, type PreviewResult } from './
 export interface EditionUseCaseDeps {
   editions: () => Promise<EditionRecords>;
   deliveries: () => Promise<DeliveryRecords & { countEligible(listSlug: string, audience: Edition['audience']): Promise<number> }>;
+  events: () => Promise<EditionEventRecords>;
   queue: () => Promise<SendQueue>;
   publications: () => Promise<StoryPublications>;
   content: () => Promise<Content>;
@@ -74,7 +75,7 @@ export function editionUseCases(deps: EditionUseCaseDeps): EditionUseCases {
     const { site } = await deps.content();
     return { site, list: site.lists.find((l) => l.slug === edition.listSlug) ?? { slug: edition.listSlug, name: edition.listSlug, description: '' } };
   };
-  const records = async () => ({ editions: await deps.editions(), deliveries: await deps.deliveries() });
+  const records = async () => ({ editions: await deps.editions(), deliveries: await deps.deliveries(), events: await deps.events() });
 
   return {
     async create(request) {

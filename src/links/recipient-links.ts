@@ -1,4 +1,5 @@
 import type { Site } from '../model/content.ts';
+import type { DeliveryTokens } from './delivery-tokens.ts';
 import type { TokenSigner } from './tokens.ts';
 
 /** The links every list message carries for its recipient. */
@@ -9,19 +10,33 @@ export interface RecipientLinks {
   unsubscribeMailto: string;
 }
 
-/** Builds a subscriber's signed unsubscribe and preferences links (tokens that never expire). */
-export function recipientLinks(site: Pick<Site, 'baseUrl' | 'sender'>, signer: TokenSigner, subscriberId: number): RecipientLinks {
+/** A delivery's signed token for its mailto: unsubscribe address. */
+export interface DeliveryLink {
+  id: number;
+  tokens: DeliveryTokens;
+}
+
+/**
+ * Builds a subscriber's signed unsubscribe and preferences links (tokens that never expire). The
+ * mailto: goes to `unsubscribe+TOKEN@` the bounce domain when the message is a delivery (the
+ * token names it, and so its list), else to `unsubscribe@` with the subscriber's token in the subject.
+ */
+export function recipientLinks(site: Pick<Site, 'baseUrl' | 'sender' | 'bounceDomain'>, signer: TokenSigner, subscriberId: number, delivery?: DeliveryLink): RecipientLinks {
   const unsubscribe = signer.sign(subscriberId, 'unsubscribe');
+  const domain = bounceDomainOf(site);
+  const deliveryToken = delivery?.tokens.sign(delivery.id);
   return {
     unsubscribeUrl: `${site.baseUrl}/unsubscribe?token=${unsubscribe}`,
     preferencesUrl: `${site.baseUrl}/preferences?token=${signer.sign(subscriberId, 'preferences')}`,
-    unsubscribeMailto: `mailto:${unsubscribeAddress(site)}?subject=unsubscribe%20${unsubscribe}`,
+    unsubscribeMailto: deliveryToken
+      ? `mailto:unsubscribe+${deliveryToken}@${domain}?subject=unsubscribe%20${deliveryToken}`
+      : `mailto:unsubscribe@${domain}?subject=unsubscribe%20${unsubscribe}`,
   };
 }
 
-/** The address unsubscribe mails go to: the reply-to address, else the sender. */
-export function unsubscribeAddress(site: Pick<Site, 'sender'>): string {
-  return site.sender.replyTo ?? site.sender.address;
+/** The domain of the return path and the unsubscribe mailbox: GAZETTE_BOUNCE_DOMAIN, else the sender's. */
+export function bounceDomainOf(site: Pick<Site, 'sender' | 'bounceDomain'>): string {
+  return site.bounceDomain ?? site.sender.address.slice(site.sender.address.lastIndexOf('@') + 1).toLowerCase();
 }
 
 /** A confirmation link, valid for `ttlMs` from `now` (7 days by default). */

@@ -22,6 +22,8 @@ export interface Site {
   editors: string[];
   lists: MailingList[];
   feed: { limit: number; ttlMinutes: number };
+  /** Where bounces and unsubscribes by mail go (GAZETTE_BOUNCE_DOMAIN); undefined means the sender's domain. */
+  bounceDomain?: string | undefined;
 }
 
 /**
@@ -32,6 +34,8 @@ export interface EditionOrigin {
   baseUrl: string;
   sender: Site['sender'];
   list: MailingList;
+  /** The bounce domain of its return paths and mailto: unsubscribe; undefined on editions made before it was kept. */
+  bounceDomain?: string | undefined;
 }
 
 /** An image shown with a story: absolute URL and alt text are required. */

@@ -1,3 +1,5 @@
+import type { SubscriberEvent } from './subscriber-event.ts';
+
 /** Where a subscriber stands. */
 export type SubscriberStatus = 'pending' | 'active' | 'unsubscribed' | 'bounced' | 'complained';
 
@@ -58,6 +60,9 @@ export interface SubscriberPage {
 
 /** A subscriber (or any row with an address) with its suppression, null when it may be mailed. */
 export type WithSuppression<T> = T & { suppression: Suppression | null };
+
+/** A subscriber with their suppression and what came back about their mail (newest first). */
+export type WithHistory<T> = WithSuppression<T> & { events: SubscriberEvent[] };
 
 /** A suppression taken off the list, and where its subscriber stands now. */
 export interface LiftedSuppression extends Suppression {

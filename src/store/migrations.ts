@@ -229,5 +229,31 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('story_publications').ifExists().execute();
       },
     },
+    '0007_subscriber_events': {
+      async up(db: Db) {
+        await id(db, 'subscriber_events')
+          .addColumn('subscriber_id', 'integer', (col) => col.notNull().references('subscribers.id').onDelete('cascade'))
+          .addColumn('type', 'text', (col) => col.notNull())
+          .addColumn('source', 'text', (col) => col.notNull())
+          .addColumn('action', 'text', (col) => col.notNull())
+          .addColumn('delivery_id', 'integer')
+          .addColumn('edition_id', 'integer')
+          .addColumn('list_slug', 'text')
+          .addColumn('status', 'text')
+          .addColumn('diagnostic', 'text')
+          .addColumn('report_id', 'text', (col) => col.notNull())
+          .addColumn('dedupe_key', 'text', (col) => col.notNull().unique())
+          .addColumn('occurred_at', 'text', (col) => col.notNull())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .execute();
+        await db.schema.createIndex('subscriber_events_subscriber').ifNotExists().on('subscriber_events').columns(['subscriber_id', 'id']).execute();
+        await db.schema.createIndex('subscriber_events_edition').ifNotExists().on('subscriber_events').columns(['edition_id', 'type']).execute();
+        await db.schema.createIndex('deliveries_subscriber').ifNotExists().on('deliveries').columns(['subscriber_id', 'id']).execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropIndex('deliveries_subscriber').ifExists().execute();
+        await db.schema.dropTable('subscriber_events').ifExists().execute();
+      },
+    },
   };
 }

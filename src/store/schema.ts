@@ -3,6 +3,7 @@ import type { DeliveryStatus } from '../model/delivery.ts';
 import type { Audience, EditionKind, EditionStatus, PauseKind } from '../model/edition.ts';
 import type { NoticeKind, NoticeStatus } from '../model/notice.ts';
 import type { FireStatus, ScheduleKind, ScheduleStatus } from '../model/schedule.ts';
+import type { EventAction, ReportSource, SubscriberEventType } from '../model/subscriber-event.ts';
 import type { Frequency, SubscriberStatus, SuppressionReason } from '../model/subscriber.ts';
 
 // The tables as the database holds them: the store's own business. The rest of Gazette works on
@@ -146,6 +147,26 @@ export interface NoticesTable {
   sent_at: Timestamp | null;
 }
 
+/** What came back about a subscriber's mail (bounces, complaints, unsubscribes by mail), and what was done. */
+export interface SubscriberEventsTable {
+  id: Generated<number>;
+  subscriber_id: number;
+  type: SubscriberEventType;
+  source: ReportSource;
+  action: EventAction;
+  delivery_id: number | null;
+  edition_id: number | null;
+  list_slug: string | null;
+  status: string | null;
+  diagnostic: string | null;
+  /** The report's own id (a provider's event id, a DSN's Message-ID). */
+  report_id: string;
+  /** Unique: per delivery and type when the delivery is known, else per report; the same report twice is one row. */
+  dedupe_key: string;
+  occurred_at: Timestamp;
+  created_at: Timestamp;
+}
+
 /** Every table Gazette keeps, for Kysely's types. */
 export interface Database {
   subscribers: SubscribersTable;
@@ -160,6 +181,7 @@ export interface Database {
   schedules: SchedulesTable;
   schedule_fires: ScheduleFiresTable;
   schedule_published: SchedulePublishedTable;
+  subscriber_events: SubscriberEventsTable;
 }
 
 export type SubscriberRow = Selectable<SubscribersTable>;

@@ -1,7 +1,8 @@
 import { Readable, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
-import type { ListChoice, Subscriber, SubscriberStatus, Suppression, SuppressionReason, WithSuppression } from '../model/subscriber.ts';
+import type { SubscriberEvent } from '../model/subscriber-event.ts';
+import type { ListChoice, Subscriber, SubscriberStatus, Suppression, SuppressionReason, WithHistory, WithSuppression } from '../model/subscriber.ts';
 
 /** What an export needs from the store; SubscribersRepo provides it. */
 export interface ExportRepo {
@@ -23,6 +24,26 @@ export interface SubscriberJson {
   source: string;
   /** Why they are never mailed; null when they may be. */
   suppression: SuppressionJson | null;
+  /** Bounces, complaints and unsubscribes by mail, newest first (present where they were looked up). */
+  events?: EventJson[];
+}
+
+/** An event on a subscriber as scripts see it. */
+export interface EventJson {
+  type: SubscriberEvent['type'];
+  at: string;
+  source: SubscriberEvent['source'];
+  action: SubscriberEvent['action'];
+  status: string | null;
+  diagnostic: string | null;
+  edition: number | null;
+  delivery: number | null;
+  list: string | null;
+}
+
+/** The stable JSON shape of an event. */
+export function eventJson(e: SubscriberEvent): EventJson {
+  return { type: e.type, at: e.at, source: e.source, action: e.action, status: e.status, diagnostic: e.diagnostic, edition: e.editionId, delivery: e.deliveryId, list: e.listSlug };
 }
 
 /** A suppression as scripts see it: `edition` is the send whose bounce caused it, if any. */
@@ -39,7 +60,7 @@ export function suppressionJson(s: Suppression): SuppressionJson {
 }
 
 /** The stable JSON shape of a subscriber; the suppression must be looked up (SubscribersRepo.attachSuppressions), never guessed. */
-export function subscriberJson(s: WithSuppression<Subscriber>): SubscriberJson {
+export function subscriberJson(s: WithSuppression<Subscriber> | WithHistory<Subscriber>): SubscriberJson {
   return {
     id: s.id,
     email: s.email,
@@ -50,6 +71,7 @@ export function subscriberJson(s: WithSuppression<Subscriber>): SubscriberJson {
     confirmed_at: s.confirmedAt,
     source: s.source,
     suppression: s.suppression && suppressionJson(s.suppression),
+    ...('events' in s ? { events: s.events.map(eventJson) } : {}),
   };
 }
 

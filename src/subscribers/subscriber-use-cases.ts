@@ -10,8 +10,10 @@ import type {
   SubscriberPage,
   SubscriberStatus,
   Suppression,
+  WithHistory,
   WithSuppression,
 } from '../model/subscriber.ts';
+import type { SubscriberEvent } from '../model/subscriber-event.ts';
 import { exportSubscribersCsv } from './csv-export.ts';
 import { importSubscribersCsv, type ImportProgress, type ImportSummary } from './csv-import.ts';
 import { parseEmailAddress } from './email-address.ts';
@@ -37,6 +39,8 @@ export interface SubscriberUseCaseDeps {
   subscribers: () => Promise<SubscriberBase>;
   subscriptions: () => Promise<SubscriptionService>;
   editions: () => Promise<{ find(id: number): Promise<Edition | undefined> }>;
+  /** What came back about subscribers' mail (bounces, complaints, unsubscribes by mail). */
+  events: () => Promise<{ ofSubscribers(ids: number[]): Promise<Map<number, SubscriberEvent[]>> }>;
   content: () => Promise<Content>;
   now: () => Date;
 }
@@ -70,11 +74,11 @@ export interface SubscriberUseCases {
   /** Writes every subscriber (of `list`) as CSV to `out`, waiting while it is full. */
   export(out: Writable, options?: { list?: string | undefined; end?: boolean }): Promise<void>;
   /** One page of subscribers with their suppressions (search matches address or name). */
-  page(options: { page: number; perPage: number; search?: string | undefined; status?: SubscriberStatus | undefined; list?: string | undefined }): Promise<{ total: number; page: number; perPage: number; subscribers: WithSuppression<Subscriber>[] }>;
+  page(options: { page: number; perPage: number; search?: string | undefined; status?: SubscriberStatus | undefined; list?: string | undefined }): Promise<{ total: number; page: number; perPage: number; subscribers: WithHistory<Subscriber>[] }>;
   /** Every subscriber (of `list`, at `status`), oldest first, in batches: memory stays flat. */
-  batches(options: { list?: string | undefined; status?: SubscriberStatus | undefined; size?: number }): AsyncIterable<WithSuppression<Subscriber>[]>;
-  /** The subscriber with this address, with their suppression; NotFoundError naming it otherwise. */
-  find(email: unknown): Promise<WithSuppression<Subscriber>>;
+  batches(options: { list?: string | undefined; status?: SubscriberStatus | undefined; size?: number }): AsyncIterable<WithHistory<Subscriber>[]>;
+  /** The subscriber with this address, with their suppression and events; NotFoundError naming it otherwise. */
+  find(email: unknown): Promise<WithHistory<Subscriber>>;
   /** Erases a subscriber: their row and subscriptions are deleted. Returns who was erased. */
   remove(email: unknown): Promise<Subscriber>;
   /** Takes an address off the suppression list. */
@@ -90,6 +94,10 @@ export interface SubscriberUseCases {
 /** Builds the subscriber use cases over their ports. */
 export function subscriberUseCases(deps: SubscriberUseCaseDeps): SubscriberUseCases {
   const withSuppression = async (subscriber: Subscriber) => (await (await deps.subscribers()).attachSuppressions([subscriber]))[0]!;
+  const withHistory = async <T extends WithSuppression<Subscriber>>(rows: T[]): Promise<(T & { events: SubscriberEvent[] })[]> => {
+    const events = rows.length > 0 ? await (await deps.events()).ofSubscribers(rows.map((s) => s.id)) : new Map<number, SubscriberEvent[]>();
+    return rows.map((s) => ({ ...s, events: events.get(s.id) ?? [] }));
+  };
   const findByAddress = async (email: unknown): Promise<Subscriber> => {
     const address = parseEmailAddress(email);
     if ('error' in address) throw new InputError(address.error);
@@ -119,7 +127,7 @@ export function subscriberUseCases(deps: SubscriberUseCaseDeps): SubscriberUseCa
     async page(options) {
       const repo = await deps.subscribers();
       const result = await repo.page(options);
-      return { total: result.total, page: result.page, perPage: result.perPage, subscribers: await repo.attachSuppressions(result.subscribers) };
+      return { total: result.total, page: result.page, perPage: result.perPage, subscribers: await withHistory(await repo.attachSuppressions(result.subscribers)) };
     },
     async *batches(options) {
       const repo = await deps.subscribers();
@@ -127,13 +135,13 @@ export function subscriberUseCases(deps: SubscriberUseCaseDeps): SubscriberUseCa
       for (let afterId = 0; ; ) {
         const batch = await repo.batchAfter(afterId, size, options.list);
         const shown = options.status ? batch.filter((s) => s.status === options.status) : batch;
-        if (shown.length > 0) yield await repo.attachSuppressions(shown);
+        if (shown.length > 0) yield await withHistory(await repo.attachSuppressions(shown));
         if (batch.length < size) return;
         afterId = batch[batch.length - 1]!.id;
       }
     },
     async find(email) {
-      return withSuppression(await findByAddress(email));
+      return (await withHistory([await withSuppression(await findByAddress(email))]))[0]!;
     },
     async remove(email) {
       const subscriber = await findByAddress(email);

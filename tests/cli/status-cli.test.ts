@@ -22,7 +22,7 @@ const AT = new Date('2026-03-02T09:00:00Z');
 function report(fields: Partial<EditionStatusReport>): EditionStatusReport {
   return {
     id: 7, list: 'dispatch', subject: 'Hello', status: 'sending', total: 10, queued: 10, sending: 0, sent: 0, failed: 0, bounced: 0, skipped: 0,
-    rate: 0, etaSeconds: null, stalled: false, lastError: null, pauseKind: null, resumeAt: null, enqueuedAt: null, completedAt: null,
+    cameBack: { hardBounces: 0, softBounces: 0, complaints: 0, unsubscribes: 0 }, rate: 0, etaSeconds: null, stalled: false, lastError: null, pauseKind: null, resumeAt: null, enqueuedAt: null, completedAt: null,
     ...fields,
   };
 }

@@ -113,7 +113,7 @@ describe('gazette subscribers', () => {
       [2, 'bob@example.com', null, 'pending', 'cli'],
     ]);
     expect(listed[1]!.lists).toEqual([{ slug: 'weekly', frequency: 'weekly' }]);
-    expect(Object.keys(listed[0]!).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'id', 'lists', 'name', 'source', 'status', 'suppression']);
+    expect(Object.keys(listed[0]!).sort()).toEqual(['confirmed_at', 'created_at', 'email', 'events', 'id', 'lists', 'name', 'source', 'status', 'suppression']);
     expect(listed[0]!.suppression).toBeNull();
 
     const pending = JSON.parse(pendingRun.stdout) as ListedSubscriber[];

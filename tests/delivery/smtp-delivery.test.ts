@@ -61,13 +61,22 @@ describe('SMTP delivery through the worker', () => {
     for (const list of byRecipient.values()) expect(list).toHaveLength(1);
 
     const tokens = await app.adapters.tokens();
+    const deliveryTokens = await app.adapters.deliveryTokens();
+    const returnPaths = new Set<number>();
     for (const message of recorder.messages) {
       const [rcpt] = message.rcpt;
       const subscriberId = ids.get(rcpt!)!;
       const person = people.find((p) => p.email === rcpt)!;
       const parsed = message.parsed!;
       expect(message.rcpt).toHaveLength(1);
-      expect(message.from).toBe(SENDER);
+      // The return path is VERP: bounces+<signed delivery>@ the sender's domain, and X-Gazette-Delivery says the same.
+      const verp = deliveryTokens.parse(message.from, 'gazette.example.org');
+      expect(verp?.role).toBe('bounces');
+      expect(verp?.deliveryId).toEqual(expect.any(Number));
+      expect(verp?.deliveryId).toBe(rows.get(subscriberId)!.id);
+      returnPaths.add(verp!.deliveryId!);
+      const deliveryToken = deliveryTokens.sign(verp!.deliveryId!);
+      expect(rawHeader(message.raw, 'X-Gazette-Delivery')).toEqual([deliveryToken]);
 
       // One From (the site's sender), To = this subscriber, the edition's subject, a Date of now.
       expect(rawHeader(message.raw, 'From')).toHaveLength(1);
@@ -96,7 +105,8 @@ describe('SMTP delivery through the worker', () => {
       const token = new URL(https).searchParams.get('token')!;
       const check = tokens.verify(token, 'unsubscribe', new Date());
       expect(check).toMatchObject({ ok: true, subscriberId });
-      expect(mailto).toBe(`mailto:editors@gazette.example.org?subject=unsubscribe%20${token}`);
+      // The mailto: names the delivery (so its list) in the address and the subject.
+      expect(mailto).toBe(`mailto:unsubscribe+${deliveryToken}@gazette.example.org?subject=unsubscribe%20${deliveryToken}`);
 
       // The bodies carry the same link: text and HTML (a visible <a href>).
       expect(parsed.text).toContain(https);
@@ -112,6 +122,7 @@ describe('SMTP delivery through the worker', () => {
       expect(textAt).toBeGreaterThan(0);
       expect(htmlAt).toBeGreaterThan(textAt);
     }
+    expect(returnPaths.size).toBe(people.length);
 
     const files = await writeEml(recorder.messages.slice(0, 3));
     const result = await checkEml(files);

@@ -35,7 +35,7 @@ describe('worker', () => {
       await worker.run({ signal: AbortSignal.timeout(15_000), stopWhenIdle: async () => (await deliveries.counts(id)).queued === 0 });
       expect(await deliveries.counts(id)).toMatchObject({ sent: 5, failed: 0 });
       expect(new Set(sent.map((m) => m.to)).size).toBe(5);
-      expect(sent.every((m) => m.envelopeFrom === 'newsletter@gazette.example.org' && m.raw.includes('List-Id: The Dispatch'))).toBe(true);
+      expect(sent.every((m) => /^bounces\+d[0-9a-z]+-[0-9a-f]{20}@gazette\.example\.org$/.test(m.envelopeFrom) && m.raw.includes('List-Id: The Dispatch'))).toBe(true);
     } finally {
       await app.close();
       await rm(dataDir, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { EventsRepo } from '../../src/store/events-repo.ts';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { editionStatus, STALLED_AFTER_MS } from '../../src/edition/edition-status.ts';
 import { enqueueEdition } from '../../src/edition/enqueue-edition.ts';
@@ -45,7 +46,7 @@ describe('editionStatus (sqlite)', () => {
   let editions: EditionsRepo;
   let deliveries: DeliveriesRepo;
   let queue: SendQueue;
-  let deps: { editions: EditionsRepo; deliveries: DeliveriesRepo };
+  let deps: { editions: EditionsRepo; deliveries: DeliveriesRepo; events: EventsRepo };
 
   beforeEach(async () => {
     clock = START;
@@ -54,7 +55,7 @@ describe('editionStatus (sqlite)', () => {
     editions = new EditionsRepo(store.db, now);
     deliveries = new DeliveriesRepo(store.db, now);
     queue = createSqlSendQueue(store, now);
-    deps = { editions, deliveries };
+    deps = { editions, deliveries, events: new EventsRepo(store.db) };
   });
   afterEach(async () => {
     await queue.close();
@@ -121,6 +122,7 @@ describe('editionStatus (sqlite)', () => {
       failed: 0,
       bounced: 0,
       skipped: 0,
+      cameBack: { hardBounces: 0, softBounces: 0, complaints: 0, unsubscribes: 0 },
       rate: 0,
       etaSeconds: null,
       stalled: false,

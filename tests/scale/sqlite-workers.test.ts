@@ -69,12 +69,13 @@ describe('`gazette worker` processes on SQLite alone', () => {
       for (const message of recorder.messages) {
         const rcpt = message.rcpt[0]!;
         const parsed = message.parsed!;
-        expect(message.from).toBe('letters@made-elsewhere.example.net');
+        // The return path's domain is the edition's too (frozen when it was made), not the worker's.
+        expect(message.from).toMatch(/^bounces\+d[0-9a-z]+-[0-9a-f]{20}@made-elsewhere\.example\.net$/);
         expect(parsed.from?.value[0]).toMatchObject({ address: 'letters@made-elsewhere.example.net', name: 'The Gazette Dispatch' });
         expect(parsed.to && !Array.isArray(parsed.to) ? parsed.to.value[0]?.address : undefined).toBe(rcpt);
         expect(parsed.subject).toBe(edition.subject);
         expect(message.raw).toMatch(/^List-Id: "?Elsewhere Dispatch"? <dispatch\.made-elsewhere\.example\.net>/m);
-        const unsubscribe = /^List-Unsubscribe: <https:\/\/made-elsewhere\.example\.net\/unsubscribe\?token=([^>]+)>,\r\n <mailto:editors@made-elsewhere\.example\.net\?/m.exec(message.raw);
+        const unsubscribe = /^List-Unsubscribe: <https:\/\/made-elsewhere\.example\.net\/unsubscribe\?token=([^>]+)>,\r\n <mailto:unsubscribe\+d[0-9a-z]+-[0-9a-f]{20}@made-elsewhere\.example\.net\?/m.exec(message.raw);
         expect(unsubscribe, message.raw.slice(0, 1500)).not.toBeNull();
         expect(tokens.verify(unsubscribe![1]!, 'unsubscribe', new Date())).toMatchObject({ ok: true, subscriberId: ids.get(rcpt) });
         // The body's links are the edition's too, and no other site's.

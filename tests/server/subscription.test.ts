@@ -146,7 +146,9 @@ describe('POST /subscribe', () => {
         }
       }
       expect(bodies.size).toBe(1);
-      expect(Math.abs(median(known) - median(fresh)), `known ${median(known).toFixed(2)} ms, new ${median(fresh).toFixed(2)} ms`).toBeLessThan(3);
+      // The leak was 150-240 ms (SMTP inside the request); what remains is a row or two written, which
+      // a loaded machine (the suite runs two files at once) can stretch to a few ms either way.
+      expect(Math.abs(median(known) - median(fresh)), `known ${median(known).toFixed(2)} ms, new ${median(fresh).toFixed(2)} ms`).toBeLessThan(10);
     } finally {
       await server.close();
     }

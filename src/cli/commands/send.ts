@@ -177,6 +177,10 @@ export function formatStatus(r: EditionStatusReport): string {
     `total ${r.total} · queued ${r.queued} · sending ${r.sending} · sent ${r.sent} · failed ${r.failed} · bounced ${r.bounced} · skipped ${r.skipped}`,
     `rate ${r.rate}/s · ETA ${eta}`,
   ];
+  const back = r.cameBack;
+  if (back.hardBounces + back.softBounces + back.complaints + back.unsubscribes > 0) {
+    lines.push(`came back: ${back.hardBounces} bounced later · ${back.softBounces} soft bounces · ${back.complaints} complaints · ${back.unsubscribes} unsubscribed by mail`);
+  }
   if (r.lastError) lines.push(`last error: ${r.lastError}`);
   return `${lines.join('\n')}\n`;
 }

@@ -43,6 +43,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       const stopped = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
       let worker: Promise<void> = Promise.resolve();
       let scheduler: { stop(): Promise<void> } | undefined;
+      let inbound: Promise<void> = Promise.resolve();
       try {
         const sender = await app.worker({ resumeOutages: true }, (event, details) => server.log.info({ ...details, event }, `worker: ${event}`));
         worker = sender.run({ signal: controller.signal }).catch((error: unknown) => {
@@ -51,6 +52,19 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
           controller.abort();
         });
         scheduler = await app.schedules.start({ log: server.log });
+        if (app.config.inbound.port !== undefined || app.config.inbound.mailboxUrl !== undefined) {
+          const { startInbound } = await import('../../inbound/start-inbound.ts');
+          const log = server.log;
+          inbound = (
+            await startInbound(app, {
+              port: app.config.inbound.port,
+              host: app.config.inbound.host,
+              mailboxUrl: app.config.inbound.mailboxUrl,
+              log: (line) => log.info(line),
+              signal: controller.signal,
+            })
+          ).done;
+        }
       } catch (error) {
         // Failing after listen (the database locked or gone as the scheduler starts) stops
         // everything already running, so the process exits instead of serving half a Gazette.
@@ -62,6 +76,7 @@ export function registerServe(program: Command, makeApp: AppFactory): void {
       process.off('SIGINT', stop);
       server.log.info('shutting down: finishing the messages in flight');
       await scheduler?.stop();
+      await inbound;
       await worker;
       await server.close();
       await app.close();
