@@ -13,6 +13,7 @@ import { registerEditionPages } from './edition-pages.ts';
 import { registerPublicPages } from './public-pages.ts';
 import { clientErrorResponder, responseWithHeaders, securityHeaders } from './security-headers.ts';
 import { registerSubscriptionRoutes } from './subscription-routes.ts';
+import { webhookRoutes } from './webhook-routes.ts';
 import { loadWebTemplates, type WebTemplates } from './web-templates.ts';
 
 /** What the HTTP layer shares between its route modules. */
@@ -103,6 +104,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerAdminAuth(server, new AuthFailures({ now: () => app.now().getTime() }));
   registerAdminApi(server, context);
   registerScheduleApi(server, context);
+  // The handler (and the store behind it) is opened by the first report, not by building the server.
+  await server.register(webhookRoutes, { reports: { handle: async (report) => (await app.reports()).handle(report) }, config: app.config.webhooks, now: () => app.now() });
   server.addHook('onClose', async () => feeds.close());
   return server;
 }
