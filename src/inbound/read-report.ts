@@ -1,5 +1,6 @@
 import { MailParser, parseAddressHeader } from 'mailparser';
 import type { AttachmentStream, HeaderValue, Headers, MessageText } from 'mailparser';
+import { type Fields, actionOf, address, decodeWords, diagnostic, enhanced, field, fieldGroups, smtpClass, stripComments, typed } from './report-fields.ts';
 
 /** The headers of the message a report is about, as far as the report returned them. */
 export interface OriginalHeaders {
@@ -36,7 +37,6 @@ export type ReadMail =
 type Role = 'dsn' | 'feedback' | 'headers' | 'message';
 interface Part { role: Role; body: string }
 interface Parsed { headers: Headers; text: string; parts: Part[] }
-type Fields = Map<string, string[]>;
 
 // Reports are small and only the head of a returned original matters, so a soak of big bounces
 // holds no more than this per part; everything else is drained unread.
@@ -205,99 +205,6 @@ function readFeedback(body: string): Omit<Extract<ReadMail, { kind: 'feedback' }
   };
 }
 
-/** Splits RFC 822 style fields into groups at blank lines, unfolding continuations; lines that are no field are skipped. */
-function fieldGroups(text: string): Fields[] {
-  const groups: Fields[] = [];
-  let group: Fields | null = null;
-  let last: string[] | null = null;
-  for (const line of text.split(/\r?\n/)) {
-    if (line.trim() === '') {
-      group = last = null;
-    } else if (/^[ \t]/.test(line)) {
-      if (last) last[last.length - 1] += ' ' + line.trim();
-    } else {
-      const match = /^([!-9;-~]+)[ \t]*:(.*)$/.exec(line);
-      last = null;
-      if (!match) continue;
-      group ??= groups[groups.push(new Map()) - 1]!;
-      const name = match[1]!.toLowerCase();
-      last = group.get(name) ?? [];
-      last.push(match[2]!.trim());
-      group.set(name, last);
-    }
-  }
-  return groups;
-}
-
-function field(fields: Fields | undefined, name: string): string | null {
-  return fields?.get(name)?.[0] ?? null;
-}
-
-/** Drops RFC 822 comments outside quoted strings, and collapses whitespace. */
-function stripComments(value: string): string {
-  let out = '';
-  let depth = 0;
-  let quoted = false;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (c === '\\') {
-      if (depth === 0) out += c + (value[i + 1] ?? '');
-      i++;
-    } else if (quoted) {
-      out += c;
-      quoted = c !== '"';
-    } else if (c === '(') depth++;
-    else if (c === ')' && depth > 0) depth--;
-    else if (depth === 0) {
-      quoted = c === '"';
-      out += c;
-    }
-  }
-  return out.replace(/\s+/g, ' ').trim();
-}
-
-/** A typed value without comments and its "rfc822;" / "dns;" / "utf-8;" type. */
-function typed(value: string | null): string | null {
-  if (value === null) return null;
-  // RFC 6533 writes non-ASCII as \x{HEX} in utf-8 typed addresses.
-  const plain = stripComments(value.replace(/\\x\{([0-9A-Fa-f]{1,6})\}/g, (whole, hex: string) => codePoint(hex) ?? whole));
-  return plain.replace(/^[A-Za-z][\w.+-]*\s*;\s*/, '') || null;
-}
-
-function codePoint(hex: string): string | null {
-  const code = parseInt(hex, 16);
-  return code <= 0x10ffff ? String.fromCodePoint(code) : null;
-}
-
-function address(value: string | null): string | null {
-  return value?.replace(/^<(.*)>$/, '$1').trim() || null;
-}
-
-/** The diagnostic text after its type: free text, so parentheses in it are kept. */
-function diagnostic(value: string | null): string | null {
-  const text = value?.replace(/\s+/g, ' ').replace(/^\s*[A-Za-z][\w.+-]*\s*;\s*/, '').trim();
-  if (!text) return null;
-  // A multi-line reply ("550-5.1.1 … 550-5.1.1 … 550 5.1.1 …") reads better with its code said once.
-  const lead = /^([245]\d\d)[ -]((?:[245]\.\d{1,3}\.\d{1,3} )?)/.exec(text);
-  if (!lead?.[2]) return text;
-  const rest = text.slice(lead[0].length).split(` ${lead[1]}-${lead[2]}`).join(' ').split(` ${lead[1]} ${lead[2]}`).join(' ');
-  return `${lead[1]} ${lead[2]}${rest}`.replace(/\s+/g, ' ');
-}
-
-function enhanced(text: string | null, pattern: RegExp): string | null {
-  const match = text ? pattern.exec(text) : null;
-  return match ? `${match[1]}.${match[2]}.${match[3]}` : null;
-}
-
-/** 5.0.0 or 4.0.0 from a diagnostic that starts with a bare SMTP reply code. */
-function smtpClass(text: string | null): string | null {
-  const match = text ? /^([245])\d\d\b/.exec(text) : null;
-  return match ? `${match[1]}.0.0` : null;
-}
-
-function actionOf(status: string | null): string {
-  return { '2': 'delivered', '4': 'delayed', '5': 'failed' }[status?.[0] ?? ''] ?? '';
-}
 
 /** The status and the line it is on, from the text of a mail that reads as a failure notice. */
 function guessBounce(text: string): { status: string; diagnostic: string } | null {
@@ -366,21 +273,6 @@ function originalInText(text: string): OriginalHeaders | null {
   return readOriginal(lines.slice(start, end).map((line) => line.slice(prefix.length)).join('\n'));
 }
 
-/** Decodes RFC 2047 encoded words; an unknown charset leaves the word as it was. */
-function decodeWords(value: string | null): string | null {
-  if (!value) return value || null;
-  return value.replace(/\?=\s+=\?/g, '?==?').replace(/=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g, (whole, charset: string, kind: string, data: string) => {
-    try {
-      const bytes =
-        kind.toUpperCase() === 'B'
-          ? Buffer.from(data, 'base64')
-          : Buffer.from(data.replace(/_/g, ' ').replace(/=([0-9A-Fa-f]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16))), 'latin1');
-      return new TextDecoder(charset.replace(/\*.*$/, '')).decode(bytes);
-    } catch {
-      return whole;
-    }
-  });
-}
 
 function headerText(headers: Headers, name: string): string | null {
   const value = headers.get(name);
