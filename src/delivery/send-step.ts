@@ -1,6 +1,6 @@
 import type { Content, EditionOrigin, MailingList } from '../model/content.ts';
 import { DeliveryFault } from '../errors.ts';
-import type { DeliveryTokens } from '../links/delivery-tokens.ts';
+import { returnPath, type DeliveryTokens } from '../links/delivery-tokens.ts';
 import { bounceDomainOf, recipientLinks } from '../links/recipient-links.ts';
 import type { TokenSigner } from '../links/tokens.ts';
 import { recipientValues } from '../render/slots.ts';
@@ -41,8 +41,9 @@ export class SendStep {
   /** Sends one delivery's message; `signal` cuts it short (the edition was paused). */
   async send(delivery: DeliveryToSend & { email: string }, signal?: AbortSignal): Promise<void> {
     const { template, origin } = await this.template(delivery.editionId);
-    const { deliveryTokens } = this.deps;
-    const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId, { id: delivery.id, tokens: deliveryTokens });
+    // One signature names the delivery everywhere: return path, mailto: and X-Gazette-Delivery.
+    const deliveryToken = this.deps.deliveryTokens.sign(delivery.id);
+    const links = recipientLinks(origin, this.deps.tokens, delivery.subscriberId, deliveryToken);
     const raw = renderMessage(template, {
       email: delivery.email,
       name: delivery.name ?? undefined,
@@ -57,9 +58,9 @@ export class SendStep {
       messageKey: messageKey(delivery),
       date: this.deps.now(),
       // Names the delivery where a bounce quotes the original's headers but its return path was rewritten.
-      extraHeaders: { 'X-Gazette-Delivery': deliveryTokens.sign(delivery.id) },
+      extraHeaders: { 'X-Gazette-Delivery': deliveryToken },
     });
-    const envelopeFrom = deliveryTokens.returnPath(delivery.id, bounceDomainOf(origin));
+    const envelopeFrom = returnPath(deliveryToken, bounceDomainOf(origin));
     await this.deliver({ key: messageKey(delivery), envelopeFrom, to: delivery.email, raw, canonical: ASCII.test(delivery.email) }, signal);
   }
 

@@ -45,16 +45,6 @@ export class DeliveryTokens {
     return Number.isSafeInteger(id) && id > 0 ? id : null;
   }
 
-  /** The envelope sender of a delivery's message. */
-  returnPath(deliveryId: number, domain: string): string {
-    return `bounces+${this.sign(deliveryId)}@${domain}`;
-  }
-
-  /** The address a delivery's List-Unsubscribe mailto: points at. */
-  unsubscribeAddress(deliveryId: number, domain: string): string {
-    return `unsubscribe+${this.sign(deliveryId)}@${domain}`;
-  }
-
   /** Takes an address apart when it is one of ours at `domain` (any case); undefined otherwise. */
   parse(address: string, domain: string): InboundAddress | undefined {
     const at = address.lastIndexOf('@');
@@ -70,6 +60,16 @@ export class DeliveryTokens {
   private mac(id: string): string {
     return createHmac('sha256', this.key).update(id).digest('hex').slice(0, MAC_HEX);
   }
+}
+
+/** The envelope sender (VERP return path) of the message a delivery token names. */
+export function returnPath(token: string, domain: string): string {
+  return `bounces+${token}@${domain}`;
+}
+
+/** The address the List-Unsubscribe mailto: of the message a delivery token names points at. */
+export function unsubscribeAddress(token: string, domain: string): string {
+  return `unsubscribe+${token}@${domain}`;
 }
 
 /** The delivery id in a Message-ID Gazette made (`<d123.e45@domain>`); trusted only from a verified source. */

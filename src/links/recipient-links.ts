@@ -1,5 +1,5 @@
 import type { Site } from '../model/content.ts';
-import type { DeliveryTokens } from './delivery-tokens.ts';
+import { unsubscribeAddress } from './delivery-tokens.ts';
 import type { TokenSigner } from './tokens.ts';
 
 /** The links every list message carries for its recipient. */
@@ -10,26 +10,19 @@ export interface RecipientLinks {
   unsubscribeMailto: string;
 }
 
-/** A delivery's signed token for its mailto: unsubscribe address. */
-export interface DeliveryLink {
-  id: number;
-  tokens: DeliveryTokens;
-}
-
 /**
  * Builds a subscriber's signed unsubscribe and preferences links (tokens that never expire). The
  * mailto: goes to `unsubscribe+TOKEN@` the bounce domain when the message is a delivery (the
  * token names it, and so its list), else to `unsubscribe@` with the subscriber's token in the subject.
  */
-export function recipientLinks(site: Pick<Site, 'baseUrl' | 'sender' | 'bounceDomain'>, signer: TokenSigner, subscriberId: number, delivery?: DeliveryLink): RecipientLinks {
+export function recipientLinks(site: Pick<Site, 'baseUrl' | 'sender' | 'bounceDomain'>, signer: TokenSigner, subscriberId: number, deliveryToken?: string): RecipientLinks {
   const unsubscribe = signer.sign(subscriberId, 'unsubscribe');
   const domain = bounceDomainOf(site);
-  const deliveryToken = delivery?.tokens.sign(delivery.id);
   return {
     unsubscribeUrl: `${site.baseUrl}/unsubscribe?token=${unsubscribe}`,
     preferencesUrl: `${site.baseUrl}/preferences?token=${signer.sign(subscriberId, 'preferences')}`,
     unsubscribeMailto: deliveryToken
-      ? `mailto:unsubscribe+${deliveryToken}@${domain}?subject=unsubscribe%20${deliveryToken}`
+      ? `mailto:${unsubscribeAddress(deliveryToken, domain)}?subject=unsubscribe%20${deliveryToken}`
       : `mailto:unsubscribe@${domain}?subject=unsubscribe%20${unsubscribe}`,
   };
 }
