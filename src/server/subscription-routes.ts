@@ -2,6 +2,7 @@ import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InputError } from '../errors.ts';
 import { FREQUENCIES, type Subscriber } from '../model/subscriber.ts';
+import { frequencyField, perListFrequencies, type ListChoiceInput } from '../subscribers/list-choices.ts';
 import type { SubscribeOutcome } from '../subscribers/subscription-service.ts';
 import { homeWithFormError } from './public-pages.ts';
 import { type ServerContext, wantsJson } from './server.ts';
@@ -45,6 +46,7 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
           name: body.name,
           lists: body.lists,
           frequency: body.frequency,
+          frequencies: perListFrequencies(body),
           ip: request.ip,
           source: 'form',
         });
@@ -119,17 +121,27 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
   server.get<TokenQuery>('/preferences', async (request, reply) => {
     if (request.query.token === undefined) return noTokenPage(reply, 'change your preferences');
     const token = requireToken(request);
-    return preferencesPage(reply, token, await (await app.subscriptions()).preferences(token), false);
+    return preferencesPage(reply, token, await (await app.subscriptions()).preferences(token), {});
   });
 
+  // The form sends `lists` (one per ticked box) and `frequency_<slug>` per list; old forms send one `frequency`.
   server.post<TokenQuery & { Body: FormBody }>('/preferences', async (request, reply) => {
     const token = requireToken(request);
     const body = request.body ?? {};
-    const leave = body.action === 'leave';
-    const subscriber = await (await app.subscriptions()).updatePreferences(token, leave ? [] : (body.lists ?? []), body.frequency);
+    const choice: ListChoiceInput =
+      body.action === 'leave' ? { lists: [] } : { lists: body.lists, frequency: body.frequency, frequencies: perListFrequencies(body) };
+    const service = await app.subscriptions();
+    let subscriber: Subscriber;
+    try {
+      subscriber = await service.updatePreferences(token, choice);
+    } catch (error) {
+      // The page again as stored (nothing changed), the reason beside the list it names; JSON clients get the usual 400.
+      if (!(error instanceof InputError) || wantsJson(request)) throw error;
+      return preferencesPage(reply, token, await service.preferences(token), { status: 400, error: error.message });
+    }
     if (wantsJson(request)) return reply.send({ status: subscriber.status, lists: subscriber.lists });
     if (subscriber.lists.length === 0) return unsubscribedPage(reply, subscriber);
-    return preferencesPage(reply, token, subscriber, true);
+    return preferencesPage(reply, token, subscriber, { saved: true });
   });
 
   async function unsubscribedPage(reply: FastifyReply, subscriber: Subscriber) {
@@ -141,16 +153,32 @@ export async function registerSubscriptionRoutes(server: FastifyInstance, contex
     });
   }
 
-  async function preferencesPage(reply: FastifyReply, token: string, subscriber: Subscriber, saved: boolean) {
+  /** The form as stored: each list ticked or not, with its own frequency checked. */
+  async function preferencesPage(reply: FastifyReply, token: string, subscriber: Subscriber, state: { saved?: boolean; error?: string; status?: number }) {
     const { site } = await context.feeds.current().then((s) => s.content);
-    const current = subscriber.lists[0]?.frequency ?? 'instant';
-    return page(reply, 200, 'preferences', {
+    const { error } = state;
+    // A list not joined yet offers the pace of the ones joined, as the single choice of old did.
+    const usual = subscriber.lists[0]?.frequency ?? 'instant';
+    const lists = site.lists.map((l) => {
+      const field = frequencyField(l.slug);
+      const joined = subscriber.lists.find((s) => s.slug === l.slug);
+      const frequency = joined?.frequency ?? usual;
+      return {
+        ...l,
+        field,
+        checked: joined !== undefined,
+        error: error?.startsWith(`${field}: `) ? error : undefined,
+        frequencies: FREQUENCIES.map((value) => ({ value, label: FREQUENCY_LABELS[value], checked: value === frequency })),
+      };
+    });
+    return page(reply, state.status ?? 200, 'preferences', {
       title: 'Preferences',
       email: subscriber.email,
       token,
-      saved,
-      lists: site.lists.map((l) => ({ ...l, checked: subscriber.lists.some((s) => s.slug === l.slug) })),
-      frequencies: FREQUENCIES.map((value) => ({ value, label: FREQUENCY_LABELS[value], checked: value === current })),
+      saved: state.saved === true,
+      // An error no list claims (an unknown list, a bad shared frequency) is shown above the form.
+      error: error !== undefined && !lists.some((l) => l.error) ? error : undefined,
+      lists,
     });
   }
 }

@@ -8,10 +8,11 @@ import { compileEdition, compileEmail } from '../render/compile-edition.ts';
 import type { EmailTemplates } from '../render/email-templates.ts';
 import { recipientValues, slotMarker } from '../render/slots.ts';
 import type { NewNotice, NoticeKind } from '../model/notice.ts';
-import { FREQUENCIES, type Frequency, type ListChoice, type NewSubscriber, type Subscriber, type SubscriberStatus } from '../model/subscriber.ts';
+import type { Frequency, ListChoice, NewSubscriber, Subscriber, SubscriberStatus } from '../model/subscriber.ts';
 import { parseDisplayName } from './display-name.ts';
 import { parseEmailAddress } from './email-address.ts';
 import { LinkError } from './link-error.ts';
+import { parseListChoices, type ListChoiceInput } from './list-choices.ts';
 import { mailboxKey } from './mailbox-key.ts';
 
 /** A mailbox gets at most one confirmation (or reminder) per this many milliseconds… */
@@ -26,7 +27,10 @@ export interface SubscribeRequest {
   email: unknown;
   name?: unknown;
   lists?: unknown;
+  /** The one frequency for every list without its own. */
   frequency?: unknown;
+  /** Each list's own frequency by slug (the `frequency_<slug>` form fields). */
+  frequencies?: ReadonlyMap<string, unknown>;
   ip?: string | undefined;
   source?: string;
 }
@@ -90,7 +94,7 @@ export class SubscriptionService {
     const email = parseEmailAddress(request.email);
     if ('error' in email) throw new InputError(email.error);
     const name = nameOrError(request.name);
-    const lists = parseListChoices(content.site.lists, request.lists, request.frequency);
+    const lists = parseListChoices(content.site.lists, request);
     // Every path reads the same and renders a message, so the answer's timing tells nothing about
     // the address (suppressed, throttled, known or new); only the writes differ.
     const suppressed = await repo.isSuppressed(email.key);
@@ -144,7 +148,7 @@ export class SubscriptionService {
     const email = parseEmailAddress(request.email);
     if ('error' in email) throw new InputError(email.error);
     const name = nameOrError(request.name);
-    const lists = parseListChoices((await this.content()).site.lists, request.lists, request.frequency);
+    const lists = parseListChoices((await this.content()).site.lists, request);
     const existing = await repo.findByEmail(email.key);
     if (existing) throw new ConflictError(`already subscribed: ${existing.email} (${existing.status})`);
     if (await repo.isSuppressed(email.key)) {
@@ -154,7 +158,8 @@ export class SubscriptionService {
       const id = await repo.insert({ email: email.address, emailKey: email.key, name, status: 'active', source: request.source, consentIp: null, lists }, this.deps.now());
       return (await repo.findById(id))!;
     }
-    await this.subscribe({ email: email.address, name, lists: lists.map((l) => l.slug), frequency: lists[0]?.frequency, source: request.source });
+    const frequencies = new Map(lists.map((l) => [l.slug, l.frequency]));
+    await this.subscribe({ email: email.address, name, lists: lists.map((l) => l.slug), frequencies, source: request.source });
     return (await repo.findByEmail(email.key))!;
   }
 
@@ -200,11 +205,14 @@ export class SubscriptionService {
     return this.subscriberFor(token, 'preferences');
   }
 
-  /** Replaces the lists of the subscriber a preferences token names; no list left means unsubscribed. */
-  async updatePreferences(token: string, lists: unknown, frequency: unknown): Promise<Subscriber> {
+  /**
+   * Replaces the lists of the subscriber a preferences token names, each at its own frequency;
+   * no list left means unsubscribed. A refused choice (InputError) changes nothing.
+   */
+  async updatePreferences(token: string, choice: ListChoiceInput): Promise<Subscriber> {
     const subscriber = await this.subscriberFor(token, 'preferences');
     const content = await this.deps.content();
-    const chosen = lists === undefined || lists === '' || (Array.isArray(lists) && lists.length === 0) ? [] : parseListChoices(content.site.lists, lists, frequency);
+    const chosen = parseListChoices(content.site.lists, choice, { current: subscriber.lists, emptyIsNone: true });
     const at = this.deps.now();
     await this.deps.repo.replaceLists(subscriber.id, chosen, at);
     if (chosen.length === 0 && subscriber.status === 'active') await this.deps.repo.setStatus(subscriber.id, 'unsubscribed', at);
@@ -369,21 +377,4 @@ function nameOrError(input: unknown): string | null {
   const name = parseDisplayName(input);
   if (name !== null && typeof name === 'object') throw new InputError(name.error);
   return name;
-}
-
-/** Checks requested list slugs and frequency against site.yaml; no list given means the first list. */
-export function parseListChoices(known: MailingList[], lists: unknown, frequency: unknown): ListChoice[] {
-  const freq = frequency === undefined || frequency === '' ? 'instant' : frequency;
-  if (typeof freq !== 'string' || !FREQUENCIES.includes(freq as Frequency)) {
-    throw new InputError(`frequency: expected one of ${FREQUENCIES.join(', ')}, got ${JSON.stringify(frequency)}`);
-  }
-  const raw = lists === undefined || lists === '' ? [known[0]!.slug] : Array.isArray(lists) ? lists : String(lists).split(',');
-  const slugs = [...new Set(raw.map((l) => String(l).trim()).filter(Boolean))];
-  if (slugs.length === 0) throw new InputError('lists: choose at least one list');
-  for (const slug of slugs) {
-    if (!known.some((l) => l.slug === slug)) {
-      throw new InputError(`lists: unknown list "${slug.slice(0, 60)}" (known: ${known.map((l) => l.slug).join(', ')})`);
-    }
-  }
-  return slugs.map((slug) => ({ slug, frequency: freq as Frequency }));
 }
