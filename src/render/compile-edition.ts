@@ -1,5 +1,6 @@
 import type { MailingList, Site, Story } from '../model/content.ts';
 import { RenderError } from '../errors.ts';
+import { emailPalette } from './email-palette.ts';
 import type { DateFormatter, EmailTemplatePair, EmailTemplates } from './email-templates.ts';
 import { splitSlots, type SlotTemplate } from './slots.ts';
 
@@ -42,12 +43,15 @@ export async function compileEdition(templates: EmailTemplates, input: EditionRe
   });
 }
 
-/** Renders any email template pair once (MJML → HTML, and text), leaving recipient slots open. */
+/**
+ * Renders any email template pair once (MJML → HTML, and text), leaving recipient slots open.
+ * Templates also get `palette`: the site theme's colours, light and dark (email-palette.ts).
+ */
 export async function compileEmail(
   templates: EmailTemplatePair,
-  context: { subject: string; preheader: string } & Record<string, unknown>,
+  context: { site: Site; subject: string; preheader: string } & Record<string, unknown>,
 ): Promise<CompiledEdition> {
-  const mjmlSource = templates.mjml.render(context);
+  const mjmlSource = templates.mjml.render({ ...context, palette: emailPalette(context.site.theme) });
   // Loaded on first compile: workers and the HTTP server's hot paths never need MJML's ~100 MB.
   const { default: mjml2html } = await import('mjml');
   const result = await mjml2html(mjmlSource, {

@@ -100,12 +100,28 @@ function registerHelpers(hbs: typeof Handlebars): void {
   });
   hbs.registerHelper('upper', (text: unknown) => String(text ?? '').toLocaleUpperCase());
   hbs.registerHelper('htmlText', (html: unknown) => htmlToPlainText(String(html ?? '')));
-  // Card images: at most 544 px wide (600 minus padding) and about 300 px tall, so a portrait
-  // picture cannot swamp a digest; small images stay small.
-  hbs.registerHelper('cardImageWidth', (image: { width?: number; height?: number }) => {
-    const byHeight = image.width && image.height ? Math.round((300 * image.width) / image.height) : 544;
-    return Math.min(image.width ?? 544, 544, byHeight);
-  });
+  // {{imageWidth image maxWidth maxHeight}} and {{imageHeight …}}: the box an image is drawn in, scaled
+  // down to fit (a card: 544 × 300, so a portrait picture cannot swamp a digest; a lead image: 544 wide);
+  // small images stay small. The height is empty when the story does not give both sizes.
+  hbs.registerHelper('imageWidth', (image: ImageSize, maxWidth: unknown, maxHeight: unknown) => fitImage(image, maxWidth, maxHeight).width);
+  hbs.registerHelper('imageHeight', (image: ImageSize, maxWidth: unknown, maxHeight: unknown) => fitImage(image, maxWidth, maxHeight).height ?? '');
+}
+
+/** The sizes a story may give its image; either may be missing. */
+interface ImageSize {
+  width?: number | undefined;
+  height?: number | undefined;
+}
+
+/** The whole-pixel box `image` is shown in: within maxWidth (and maxHeight, when a number), keeping its shape. */
+function fitImage(image: ImageSize, maxWidth: unknown, maxHeight: unknown): { width: number; height: number | undefined } {
+  const boxWidth = Number(maxWidth);
+  const boxHeight = typeof maxHeight === 'number' && maxHeight > 0 ? maxHeight : Infinity;
+  const { width, height } = image;
+  if (!width) return { width: boxWidth, height: undefined };
+  if (!height) return { width: Math.min(width, boxWidth), height: undefined };
+  const scale = Math.min(1, boxWidth / width, boxHeight / height);
+  return { width: Math.round(width * scale), height: Math.round(height * scale) };
 }
 
 /** Converts sanitized story HTML to the plain text of a text/plain part. */
