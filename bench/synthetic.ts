@@ -12,6 +12,7 @@ export const BENCH_SITE: Site = {
   editors: ['news@bench.example.org'],
   lists: [{ slug: 'main', name: 'Main list', description: '' }],
   feed: { limit: 50, ttlMinutes: 60 },
+  theme: { accent: '#9c2f1f', logoUrl: undefined },
 };
 
 /** `count` synthetic stories of realistic size, newest first. */

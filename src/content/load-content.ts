@@ -129,6 +129,7 @@ async function loadSite(contentDir: string, issues: ContentIssue[], baseUrl: str
     editors: s.editors ?? [s.sender.reply_to ?? s.sender.address],
     lists: s.lists,
     feed: { limit: s.feed.limit, ttlMinutes: s.feed.ttl_minutes },
+    theme: { accent: s.theme.accent.toLowerCase(), logoUrl: s.theme.logo_url },
     bounceDomain,
   };
 }

@@ -87,6 +87,15 @@ export const siteSchema = z.strictObject({
       ttl_minutes: z.number().int().positive().default(60),
     })
     .default({ limit: 50, ttl_minutes: 60 }),
+  theme: z
+    .strictObject({
+      accent: z
+        .string()
+        .regex(/^#[0-9a-fA-F]{6}$/, 'expected a colour as #rrggbb, such as "#9c2f1f"')
+        .default('#9c2f1f'),
+      logo_url: absoluteUrl.optional(),
+    })
+    .default({ accent: '#9c2f1f' }),
 });
 
 export type SiteFile = z.infer<typeof siteSchema>;

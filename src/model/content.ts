@@ -22,6 +22,8 @@ export interface Site {
   editors: string[];
   lists: MailingList[];
   feed: { limit: number; ttlMinutes: number };
+  /** The look pages and emails share: the accent colour (#rrggbb) and an optional logo (absolute URL). */
+  theme: { accent: string; logoUrl: string | undefined };
   /** Where bounces and unsubscribes by mail go (GAZETTE_BOUNCE_DOMAIN); undefined means the sender's domain. */
   bounceDomain?: string | undefined;
 }

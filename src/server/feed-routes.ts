@@ -19,7 +19,8 @@ export function registerFeedRoutes(server: FastifyInstance, context: ServerConte
   };
   server.get('/rss.xml', serveFile('rss.xml'));
   server.get('/feed.json', serveFile('feed.json'));
-  // The router decodes the parameter, so a Cyrillic tag arrives as letters, not %-escapes.
+  // The router decodes the parameter, so a Cyrillic tag arrives as letters, not %-escapes. Its static
+  // `.xml` suffix sets this route apart from the tag's page, /tags/:tag (tag-pages.ts).
   server.get<{ Params: { tag: string } }>('/tags/:tag.xml', async (request, reply) => {
     const snapshot = await feeds.current();
     const { tag } = request.params;

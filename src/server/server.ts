@@ -10,7 +10,10 @@ import { registerScheduleApi } from './schedule-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
 import { registerEditionPages } from './edition-pages.ts';
+import { renderNotFound } from './not-found-page.ts';
 import { registerPublicPages } from './public-pages.ts';
+import { registerSiteAssets } from './site-assets.ts';
+import { registerTagPages } from './tag-pages.ts';
 import { clientErrorResponder, responseWithHeaders, securityHeaders } from './security-headers.ts';
 import { registerSubscriptionRoutes } from './subscription-routes.ts';
 import { webhookRoutes } from './webhook-routes.ts';
@@ -94,10 +97,9 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
       return reply.status(503).send({ ok: false, error: (error as Error).message });
     }
   });
-  server.get('/assets/site.css', async (_request, reply) =>
-    reply.type('text/css; charset=utf-8').header('Cache-Control', 'public, max-age=3600').send(web.css),
-  );
+  registerSiteAssets(server, context);
   registerPublicPages(server, context);
+  registerTagPages(server, context);
   registerEditionPages(server, context);
   registerFeedRoutes(server, context);
   await registerSubscriptionRoutes(server, context, { rateLimit: options.subscribeRateLimit ?? 20 });
@@ -115,10 +117,11 @@ export function withoutTokens(url: string): string {
   return url.replace(/([?&]token=)[^&#]*/gi, '$1…');
 }
 
-/** True when the client wants JSON rather than a page. */
+/** True when the client wants JSON rather than a page: machines' routes (/api, /webhooks) always do. */
 export function wantsJson(request: FastifyRequest): boolean {
   return (
     request.url.startsWith('/api') ||
+    request.url.startsWith('/webhooks') ||
     (request.headers['content-type'] ?? '').includes('application/json') ||
     ((request.headers.accept ?? '').includes('application/json') && !(request.headers.accept ?? '').includes('text/html'))
   );
@@ -138,8 +141,10 @@ async function sendError(context: ServerContext, error: unknown, request: Fastif
   }
   if (status >= 500) request.log.error({ err: error }, 'request failed');
   if (wantsJson(request)) return reply.status(status).send({ error: errorName(status), message });
-  const site = (await context.feeds.current().catch(() => undefined))?.content.site;
+  const snapshot = await context.feeds.current().catch(() => undefined);
+  const site = snapshot?.content.site;
   if (!site) return reply.status(status).type('text/plain; charset=utf-8').send(message);
+  if (status === 404) return reply.status(404).type('text/html; charset=utf-8').send(renderNotFound(context, snapshot, message));
   const heading = status === 404 ? 'Page not found' : status === 400 ? 'That did not work' : 'Sorry';
   const html = context.web.render('message', site, { title: heading, heading, text: message, tone: 'error', link: { href: '/', label: 'Go to the home page' } });
   return reply.status(status).type('text/html; charset=utf-8').send(html);

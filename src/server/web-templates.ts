@@ -5,15 +5,25 @@ import type { Site } from '../model/content.ts';
 import { RenderError } from '../errors.ts';
 import { tagSlug } from '../feed/tags.ts';
 import { dateFormatter } from '../render/compile-edition.ts';
+import { cachedFile, type CachedFile } from './feed-cache.ts';
+import { themeCss } from './theme.ts';
+
+/** The site stylesheet for one theme, with the address that names this very version. */
+export interface Stylesheet extends CachedFile {
+  /** `/assets/site.css?v=…`: changes whenever the CSS or the theme does, so it may be cached for good. */
+  href: string;
+  /** The `v` of href. */
+  version: string;
+}
 
 /** Renders a page of templates/web/ inside the layout. */
 export interface WebTemplates {
   render(page: string, site: Site, context: Record<string, unknown>): string;
-  /** The site stylesheet, served at /assets/site.css. */
-  css: string;
+  /** templates/web/site.css with the theme's accent on top: what /assets/site.css serves. */
+  stylesheet(theme: Site['theme']): Stylesheet;
 }
 
-/** Loads templates/web/*.hbs and site.css once. */
+/** Loads templates/web/*.hbs (files named `_x.hbs` become the partial `x`) and site.css once. */
 export async function loadWebTemplates(templatesDir: string): Promise<WebTemplates> {
   const dir = path.join(templatesDir, 'web');
   const hbs = Handlebars.create();
@@ -24,7 +34,7 @@ export async function loadWebTemplates(templatesDir: string): Promise<WebTemplat
     return date instanceof Date && site ? dateFormatter(site)(date) : '';
   });
   const pages = new Map<string, Handlebars.TemplateDelegate>();
-  for (const name of await readdir(dir)) {
+  for (const name of (await readdir(dir)).sort()) {
     if (!name.endsWith('.hbs')) continue;
     const source = await readFile(path.join(dir, name), 'utf8');
     try {
@@ -32,17 +42,30 @@ export async function loadWebTemplates(templatesDir: string): Promise<WebTemplat
     } catch (cause) {
       throw new RenderError(`templates/web/${name}`, (cause as Error).message.split('\n')[0] ?? 'syntax error', { cause });
     }
-    pages.set(name.replace(/\.hbs$/, ''), hbs.compile(source, { strict: false }));
+    const base = name.replace(/\.hbs$/, '');
+    if (base.startsWith('_')) hbs.registerPartial(base.slice(1), source);
+    else pages.set(base, hbs.compile(source, { strict: false }));
   }
   const layout = pages.get('layout');
   if (!layout) throw new RenderError('templates/web/layout.hbs', 'template file not found');
   const css = await readFile(path.join(dir, 'site.css'), 'utf8').catch(() => '');
+  // One stylesheet per accent: a theme changes rarely, and every page of it links the same file.
+  const stylesheets = new Map<string, Stylesheet>();
+  const stylesheet = (theme: Site['theme']): Stylesheet => {
+    let sheet = stylesheets.get(theme.accent);
+    if (!sheet) {
+      const file = cachedFile(Buffer.from(themeCss(theme) + css, 'utf8'), 'text/css; charset=utf-8');
+      const version = file.etag.slice(1, 13);
+      stylesheets.set(theme.accent, (sheet = { ...file, version, href: `/assets/site.css?v=${version}` }));
+    }
+    return sheet;
+  };
   return {
-    css,
+    stylesheet,
     render(page, site, context) {
       const template = pages.get(page);
       if (!template) throw new RenderError(`templates/web/${page}.hbs`, 'template file not found');
-      const full = { ...context, site };
+      const full = { ...context, site, stylesheet: stylesheet(site.theme).href };
       return layout({ ...full, body: template(full) });
     },
   };

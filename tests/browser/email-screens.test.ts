@@ -1,10 +1,5 @@
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import pixelmatch from 'pixelmatch';
+import { rm } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
-import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import { composeEdition } from '../../src/edition/compose-edition.ts';
@@ -13,6 +8,7 @@ import { loadEmailTemplates } from '../../src/render/email-templates.ts';
 import { escapeValuesForHtml, fillSlots, slotMarker, type RecipientValues } from '../../src/render/slots.ts';
 import { placeholderPng, storyFiles } from '../fixtures/screens/email-fixtures.ts';
 import { launchBrowser } from '../helpers/browser.ts';
+import { expectMatchesGolden } from '../helpers/golden-screens.ts';
 import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 
 // Golden screenshots of the emails: the 10-story digest of email-layout.test.ts, the golden story
@@ -21,18 +17,8 @@ import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 // recipient values and image pixels are all fixed, so a difference is a change in the templates
 // (or in Chromium). Goldens change only through `npm run test:screens:update`.
 
-const SCREENS_DIR = fileURLToPath(new URL('../fixtures/screens/', import.meta.url));
-const ARTIFACTS_DIR = fileURLToPath(new URL('../../test-artifacts/screens/', import.meta.url));
-const UPDATE = process.env.GAZETTE_UPDATE_SCREENS === '1';
-
 const NOW = new Date('2025-07-20T12:00:00Z');
 const WIDTHS = [375, 800] as const;
-// pixelmatch's per-pixel colour distance (0–1, its default): at 0.1 text and images that moved or
-// changed colour count, and anti-aliased edges are left out by pixelmatch's own detection.
-const PIXEL_THRESHOLD = 0.1;
-// Share of pixels allowed to differ: re-renders on this machine differ by 0 pixels; the slack
-// absorbs glyph hinting between Chromium builds. The old stray table borders differed by far more.
-const MAX_DIFF_SHARE = 0.002;
 
 /** Fixed values for every recipient slot: no real tokens, so the pixels never change. */
 const RECIPIENT: RecipientValues = {
@@ -124,52 +110,6 @@ async function screenshot(html: string, width: number): Promise<Buffer> {
   }
 }
 
-/** `image` on a canvas of width × height, the rest opaque magenta, so a size change shows up as difference. */
-function padded(image: PNG, width: number, height: number): PNG {
-  if (image.width === width && image.height === height) return image;
-  const out = new PNG({ width, height });
-  for (let i = 0; i < out.data.length; i += 4) out.data.set([255, 0, 255, 255], i);
-  for (let y = 0; y < image.height; y++) image.data.copy(out.data, y * width * 4, y * image.width * 4, (y + 1) * image.width * 4);
-  return out;
-}
-
-/** Compares a screenshot with its golden; writes the golden instead under `npm run test:screens:update`. */
-async function expectMatchesGolden(name: string, actual: Buffer): Promise<void> {
-  const goldenFile = path.join(SCREENS_DIR, `${name}.png`);
-  const actualFile = path.join(ARTIFACTS_DIR, `${name}.actual.png`);
-  const diffFile = path.join(ARTIFACTS_DIR, `${name}.diff.png`);
-  await rm(actualFile, { force: true });
-  await rm(diffFile, { force: true });
-  if (UPDATE) {
-    await writeFile(goldenFile, actual);
-    console.info(`wrote ${path.relative(process.cwd(), goldenFile)}: look at it before committing it`);
-    return;
-  }
-  if (!existsSync(goldenFile)) {
-    expect.fail(`no golden screenshot ${path.relative(process.cwd(), goldenFile)}: run \`npm run test:screens:update\`, look at the PNGs it writes, and commit them`);
-  }
-  const golden = PNG.sync.read(await readFile(goldenFile));
-  const shot = PNG.sync.read(actual);
-  const width = Math.max(golden.width, shot.width);
-  const height = Math.max(golden.height, shot.height);
-  const diff = new PNG({ width, height });
-  const differing = pixelmatch(padded(golden, width, height).data, padded(shot, width, height).data, diff.data, width, height, {
-    threshold: PIXEL_THRESHOLD,
-  });
-  const share = differing / (width * height);
-  const sameSize = golden.width === shot.width && golden.height === shot.height;
-  if (share <= MAX_DIFF_SHARE && sameSize) return;
-  await mkdir(ARTIFACTS_DIR, { recursive: true });
-  await writeFile(actualFile, actual);
-  await writeFile(diffFile, PNG.sync.write(diff));
-  const shown = (file: string) => path.relative(process.cwd(), file);
-  expect.fail(
-    `${name}: ${differing} of ${width * height} pixels differ (${(share * 100).toFixed(3)}%, limit ${MAX_DIFF_SHARE * 100}%)` +
-      (sameSize ? '' : `; size ${shot.width}×${shot.height}, golden ${golden.width}×${golden.height}`) +
-      `. Diff: ${shown(diffFile)}, screenshot: ${shown(actualFile)}. ` +
-      'If the change is intended, run `npm run test:screens:update` and review the new goldens.',
-  );
-}
 
 describe.each(['digest', 'story', 'confirm'] as const)('the %s email', (name) => {
   it.each(WIDTHS)('looks like its golden screenshot at %i px', async (width) => {

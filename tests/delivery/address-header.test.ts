@@ -30,6 +30,7 @@ function site(senderName: string, list: MailingList = LIST): Site {
     editors: [],
     lists: [list],
     feed: { limit: 10, ttlMinutes: 60 },
+    theme: { accent: '#9c2f1f', logoUrl: undefined },
   };
 }
 

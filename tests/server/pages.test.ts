@@ -98,8 +98,8 @@ describe('GET /stories/:slug', () => {
     expect(html).toContain('<h2>Второй раздел — code</h2>');
     expect(html).toContain('<h2>Frequently Asked Questions</h2>');
     expect(html).toContain('Що з кирилицею?');
-    expect(html).toContain(`href="/tags/${encodeURIComponent('україна')}.xml"`);
-    expect(html).toContain('href="/#subscribe"');
+    expect(html).toContain(`href="/tags/${encodeURIComponent('україна')}"`);
+    expect(html).toContain('<form method="post" action="/subscribe" class="subscribe-form">');
   });
 
   it('answers 404 naming the slug for a draft, a story scheduled for later and an unknown slug', async () => {
