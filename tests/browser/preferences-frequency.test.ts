@@ -1,69 +1,31 @@
-import { createServer } from 'node:net';
-import type { Browser, Locator, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Locator, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { recipientLinks } from '../../src/links/recipient-links.ts';
 import type { ListChoice } from '../../src/model/subscriber.ts';
-import { launchBrowser } from '../helpers/browser.ts';
-import { testServer, type TestServer } from '../helpers/server.ts';
+import { servedSite } from '../helpers/served-site.ts';
 
 // The preferences page in Chromium: each list has its own box and its own "How often", the
 // choices survive a save and a fresh visit, and the page works with the keyboard alone.
 
-let t: TestServer | undefined;
-let base = '';
-let browser: Browser | undefined;
-let launchError: unknown;
-
-/** A TCP port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message, rather than skipping them.
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  // BASE_URL makes the preferences link point at this very server.
-  t = await testServer({ env: { BASE_URL: base } });
-  await t.server.listen({ port, host: '127.0.0.1' });
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await t?.close();
-});
+const site = servedSite();
 
 /** A confirmed subscriber on `lists`, and their preferences link as the emails carry it. */
 async function member(email: string, lists: ListChoice[]): Promise<{ id: number; link: string }> {
-  const app = t!.app;
+  const app = site.t.app;
   const added = await app.subscribers.add({ email, lists: lists.map((l) => l.slug), confirmed: true, source: 'api' });
   await (await app.adapters.subscribers()).replaceLists(added.id, lists, new Date());
   const link = recipientLinks((await app.content()).site, await app.adapters.tokens(), added.id).preferencesUrl;
-  expect(link.startsWith(`${base}/preferences?token=`), link).toBe(true);
+  expect(link.startsWith(`${site.base}/preferences?token=`), link).toBe(true);
   return { id: added.id, link };
 }
 
 async function listsOf(id: number): Promise<ListChoice[] | undefined> {
-  return (await (await t!.app.adapters.subscribers()).findById(id))?.lists;
+  return (await (await site.t.app.adapters.subscribers()).findById(id))?.lists;
 }
 
 /** A fresh page; JavaScript off unless asked, since the form must work as plain HTML. */
 async function openPage(javaScriptEnabled = false): Promise<Page> {
-  if (!browser) throw launchError;
-  const context = await browser.newContext({ viewport: { width: 800, height: 900 }, javaScriptEnabled });
+  const context = await site.browser().newContext({ viewport: { width: 800, height: 900 }, javaScriptEnabled });
   return context.newPage();
 }
 

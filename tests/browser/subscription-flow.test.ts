@@ -1,9 +1,7 @@
-import { createServer } from 'node:net';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from '../helpers/browser.ts';
+import type { BrowserContext, Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { linkIn, type OutboxMessage } from '../helpers/outbox.ts';
-import { testServer, type TestServer } from '../helpers/server.ts';
+import { servedSite } from '../helpers/served-site.ts';
 
 // The whole double opt-in life of a subscriber, driven through the real pages in Chromium:
 // the home page form, the confirmation link from the .eml in the outbox, the welcome email's
@@ -14,43 +12,7 @@ const NAME = 'Browser User';
 const SITE_TITLE = 'The Gazette Dispatch';
 const STORY_IMAGES = 'https://images.gazette.example.org';
 
-let t: TestServer | undefined;
-let base = '';
-let browser: Browser | undefined;
-let launchError: unknown;
-
-/** A TCP port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message (a throw here would
-  // only fail the file and list the tests as skipped).
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  // BASE_URL makes every link in the emails point at this very server.
-  t = await testServer({ env: { BASE_URL: base } });
-  await t.server.listen({ port, host: '127.0.0.1' });
-});
-
-afterAll(async () => {
-  await browser?.close();
-  await t?.close();
-});
+const site = servedSite();
 
 /** What a page did besides rendering: requests to other hosts, CSP complaints, what the stylesheet answered. */
 interface Watch {
@@ -64,12 +26,11 @@ interface Watch {
  * and recorded; so is every console complaint about the Content-Security-Policy.
  */
 async function openContext(width: number, options: { javaScriptEnabled?: boolean } = {}): Promise<{ context: BrowserContext; page: Page; watch: Watch }> {
-  if (!browser) throw launchError;
-  const context = await browser.newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1, ...options });
+  const context = await site.browser().newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1, ...options });
   const watch: Watch = { offsite: [], cspErrors: [], stylesheetStatus: [] };
   await context.route('**/*', async (route) => {
     const url = route.request().url();
-    if (new URL(url).origin === base) return route.continue();
+    if (new URL(url).origin === site.base) return route.continue();
     // The sample stories' own images live on their image host: the home page shows them beside the stories.
     if (new URL(url).origin !== STORY_IMAGES) watch.offsite.push(url);
     return route.abort('blockedbyclient');
@@ -86,12 +47,12 @@ async function openContext(width: number, options: { javaScriptEnabled?: boolean
 
 /** The stored subscriber behind EMAIL (looked up by its lower-case key). */
 async function stored() {
-  return (await t!.app.adapters.subscribers()).findByEmail(EMAIL.toLowerCase());
+  return (await site.t.app.adapters.subscribers()).findByEmail(EMAIL.toLowerCase());
 }
 
 /** The outbox messages to EMAIL whose subject starts with `subject`. */
 async function mailsTo(subject: string): Promise<OutboxMessage[]> {
-  return (await t!.outbox()).filter((m) => m.raw.includes(EMAIL) && (m.parsed.subject ?? '').startsWith(subject));
+  return (await site.t.outbox()).filter((m) => m.raw.includes(EMAIL) && (m.parsed.subject ?? '').startsWith(subject));
 }
 
 /** The heading a visitor reads first. */
@@ -110,14 +71,14 @@ describe('the home page in Chromium', () => {
   it('has the site title, feed discovery and the stylesheet, and fits a 375 px phone', async () => {
     const { context, page, watch } = await openContext(375);
     try {
-      const response = await page.goto(`${base}/`);
+      const response = await page.goto(`${site.base}/`);
       expect(response?.status()).toBe(200);
       expect(await page.title()).toBe(SITE_TITLE);
 
       const rss = page.locator('link[rel="alternate"][type="application/rss+xml"]');
       expect(await rss.count(), 'RSS autodiscovery links').toBe(1);
-      expect(await rss.getAttribute('href')).toBe(`${base}/rss.xml`);
-      const feed = await page.request.get(`${base}/rss.xml`);
+      expect(await rss.getAttribute('href')).toBe(`${site.base}/rss.xml`);
+      const feed = await page.request.get(`${site.base}/rss.xml`);
       expect(feed.status(), 'the advertised RSS feed').toBe(200);
       expect(feed.headers()['content-type']).toMatch(/xml/);
 
@@ -181,7 +142,7 @@ describe('subscribing in Chromium', () => {
     const { context, page, watch } = await openContext(375, { javaScriptEnabled: false });
     try {
       // 1. The form on the home page.
-      await page.goto(`${base}/`);
+      await page.goto(`${site.base}/`);
       expect(await page.title()).toBe(SITE_TITLE);
       await page.getByLabel('Email address').fill(EMAIL);
       // The name, lists and frequency wait behind a disclosure, which opens without JavaScript too.
@@ -190,7 +151,7 @@ describe('subscribing in Chromium', () => {
       await expect(page.getByRole('checkbox', { name: /The Dispatch/ }).isChecked(), 'the first list is ticked by default').resolves.toBe(true);
       await page.getByRole('checkbox', { name: /Weekly Briefing/ }).check();
       await page.getByRole('radio', { name: 'A weekly digest' }).check();
-      await Promise.all([page.waitForURL(`${base}/subscribe`), page.getByRole('button', { name: 'Subscribe' }).click()]);
+      await Promise.all([page.waitForURL(`${site.base}/subscribe`), page.getByRole('button', { name: 'Subscribe' }).click()]);
       expect(await heading(page)).toBe('Check your inbox');
       expect(await page.title()).toBe(`Check your inbox · ${SITE_TITLE}`);
       await expectStyled(page, watch, 'check-your-inbox page');
@@ -209,7 +170,7 @@ describe('subscribing in Chromium', () => {
       const confirmations = await mailsTo('Confirm');
       expect(confirmations, 'confirmation emails').toHaveLength(1);
       const confirm = linkIn(confirmations[0]!, '/confirm');
-      expect(confirm.startsWith(`${base}/confirm?token=`), confirm).toBe(true);
+      expect(confirm.startsWith(`${site.base}/confirm?token=`), confirm).toBe(true);
       expect(await mailsTo('Welcome'), 'no welcome before confirming').toHaveLength(0);
       // Opening the link only asks; the button (a plain form POST to the same URL) confirms.
       const asked = await page.goto(confirm);
@@ -233,7 +194,7 @@ describe('subscribing in Chromium', () => {
       const header = /^List-Unsubscribe: <([^>]+)>/m.exec(welcome.raw)?.[1];
       expect(header, 'List-Unsubscribe header with a URL').toBeDefined();
       const unsubscribe = header!;
-      expect(unsubscribe.startsWith(`${base}/unsubscribe?token=`), unsubscribe).toBe(true);
+      expect(unsubscribe.startsWith(`${site.base}/unsubscribe?token=`), unsubscribe).toBe(true);
       expect(welcome.raw).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click/m);
       const footerLinks = [...(welcome.parsed.html || '').matchAll(/<a\b[^>]*\bhref="([^"]*)"[^>]*>\s*Unsubscribe\s*<\/a>/gi)].map((m) =>
         m[1]!.replaceAll('&amp;', '&'),
