@@ -86,6 +86,8 @@ describe.runIf(await redisAvailable())('BullMQ send queue', () => {
     await survivor.enqueue(jobs([1, 2, 3]));
     const holder = spawn(process.execPath, ['--import', 'tsx', HOLDER, REDIS_URL, prefix, queueName, '3', String(lease), String(STALLED_INTERVAL_MS)], {
       stdio: ['ignore', 'pipe', 'inherit'],
+      // tsx would otherwise keep a compile cache in the system temp folder, which tests leave as they found it.
+      env: { ...process.env, TSX_DISABLE_CACHE: '1' },
     });
     const exited = once(holder, 'exit');
     let line: Buffer;
