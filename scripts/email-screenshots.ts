@@ -12,21 +12,14 @@ import { composeEdition, DEFAULT_DIGEST_SIZE } from '../src/edition/compose-edit
 import { publishedStories, type Content } from '../src/model/content.ts';
 import { compileEdition, compileEmail, type CompiledEdition } from '../src/render/compile-edition.ts';
 import { loadEmailTemplates, type EmailTemplates } from '../src/render/email-templates.ts';
-import { escapeValuesForHtml, fillSlots, slotMarker, type RecipientValues } from '../src/render/slots.ts';
-import { placeholderPng } from '../tests/fixtures/screens/email-fixtures.ts';
+import { slotMarker } from '../src/render/slots.ts';
+import { placeholderPng, sampleHtml } from '../tests/fixtures/screens/email-fixtures.ts';
 import { launchBrowser } from '../tests/helpers/browser.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const OUT_DIR = path.join(ROOT, 'docs', 'screenshots');
 const WIDTHS = [375, 800] as const;
 
-const RECIPIENT: RecipientValues = {
-  greeting: 'Hello Sample Reader,',
-  email: 'reader@example.com',
-  unsubscribe_url: 'https://gazette.example.org/unsubscribe?token=SCREENSHOT',
-  preferences_url: 'https://gazette.example.org/preferences?token=SCREENSHOT',
-  action_url: 'https://gazette.example.org/confirm?token=SCREENSHOT',
-};
 
 /** The three emails, HTML with the recipient slots filled, by the kind named in the file name. */
 async function emails(templates: EmailTemplates, content: Content): Promise<Record<'digest' | 'story' | 'confirmation', string>> {
@@ -38,7 +31,7 @@ async function emails(templates: EmailTemplates, content: Content): Promise<Reco
   const published = publishedStories(content, now);
   const story = published.find((s) => s.image) ?? published[0];
   if (!story) throw new Error('content/ has no published story to show');
-  const filled = (compiled: CompiledEdition) => fillSlots(compiled.html, escapeValuesForHtml(RECIPIENT));
+  const filled = sampleHtml;
   return {
     digest: filled(await compileEdition(templates, composeEdition(site, list, 'digest', published.slice(0, DEFAULT_DIGEST_SIZE), now))),
     story: filled(await compileEdition(templates, composeEdition(site, list, 'story', [story], now))),

@@ -9,8 +9,8 @@ import { composeEdition } from '../../src/edition/compose-edition.ts';
 import { compileEdition, compileEmail, type CompiledEdition } from '../../src/render/compile-edition.ts';
 import { emailPalette } from '../../src/render/email-palette.ts';
 import { loadEmailTemplates, type EmailTemplates } from '../../src/render/email-templates.ts';
-import { escapeValuesForHtml, fillSlots, slotMarker, type RecipientValues } from '../../src/render/slots.ts';
-import { IMAGE_HOST, placeholderPng, STRESS_SLUG, storyFiles } from '../fixtures/screens/email-fixtures.ts';
+import { slotMarker } from '../../src/render/slots.ts';
+import { IMAGE_HOST, placeholderPng, sampleHtml, STRESS_SLUG, storyFiles } from '../fixtures/screens/email-fixtures.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 
@@ -25,13 +25,6 @@ const SCHEMES = ['light', 'dark'] as const;
 /** A light accent white text cannot sit on, and a logo: the palette has to adapt both. */
 const THEME = { accent: '#e0a800', logoUrl: `${IMAGE_HOST}/logo-400x120.png` };
 
-const RECIPIENT: RecipientValues = {
-  greeting: 'Hello Sample Reader,',
-  email: 'reader@example.com',
-  unsubscribe_url: 'https://gazette.example.org/unsubscribe?token=A11Y',
-  preferences_url: 'https://gazette.example.org/preferences?token=A11Y',
-  action_url: 'https://gazette.example.org/confirm?token=A11Y',
-};
 
 type EmailName = 'digest' | 'story' | 'confirmation' | 'welcome' | 'themed digest' | 'themed confirmation';
 
@@ -41,7 +34,7 @@ let themed: Content;
 let browser: Browser | undefined;
 let launchError: unknown;
 
-const filled = (compiled: CompiledEdition) => fillSlots(compiled.html, escapeValuesForHtml(RECIPIENT));
+const filled = sampleHtml;
 
 /** The double opt-in request, with the context SubscriptionService.noticeTemplate gives it. */
 function confirmation(templates: EmailTemplates, content: Content): Promise<CompiledEdition> {

@@ -3,10 +3,10 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import { composeEdition } from '../../src/edition/compose-edition.ts';
-import { compileEdition, compileEmail, type CompiledEdition } from '../../src/render/compile-edition.ts';
+import { compileEdition, compileEmail } from '../../src/render/compile-edition.ts';
 import { loadEmailTemplates } from '../../src/render/email-templates.ts';
-import { escapeValuesForHtml, fillSlots, slotMarker, type RecipientValues } from '../../src/render/slots.ts';
-import { placeholderPng, storyFiles } from '../fixtures/screens/email-fixtures.ts';
+import { slotMarker } from '../../src/render/slots.ts';
+import { placeholderPng, sampleHtml, storyFiles } from '../fixtures/screens/email-fixtures.ts';
 import { launchBrowser } from '../helpers/browser.ts';
 import { expectMatchesGolden } from '../helpers/golden-screens.ts';
 import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
@@ -20,14 +20,6 @@ import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 const NOW = new Date('2025-07-20T12:00:00Z');
 const WIDTHS = [375, 800] as const;
 
-/** Fixed values for every recipient slot: no real tokens, so the pixels never change. */
-const RECIPIENT: RecipientValues = {
-  greeting: 'Hello Sample Reader,',
-  email: 'reader@example.com',
-  unsubscribe_url: 'https://gazette.example.org/unsubscribe?token=SCREENSHOT',
-  preferences_url: 'https://gazette.example.org/preferences?token=SCREENSHOT',
-  action_url: 'https://gazette.example.org/confirm?token=SCREENSHOT',
-};
 
 type EmailName = 'digest' | 'story' | 'confirm';
 
@@ -37,7 +29,7 @@ const contentDirs: string[] = [];
 let browser: Browser | undefined;
 let launchError: unknown;
 
-const filled = (compiled: CompiledEdition) => fillSlots(compiled.html, escapeValuesForHtml(RECIPIENT));
+const filled = sampleHtml;
 
 beforeAll(async () => {
   // A missing Chromium fails every test below with the launcher's message (a throw here would
