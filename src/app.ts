@@ -27,6 +27,9 @@ import { NoticesRepo } from './store/notices-repo.ts';
 import { PublicationsRepo } from './store/publications-repo.ts';
 import { SubscribersRepo } from './store/subscribers-repo.ts';
 import { SchedulesRepo } from './store/schedules-repo.ts';
+import { ConsoleSessionsRepo } from './store/console-sessions-repo.ts';
+import { UsersRepo } from './store/users-repo.ts';
+import { userUseCases, type UserUseCases } from './users/user-use-cases.ts';
 import type { SubscriptionService } from './subscribers/subscription-service.ts';
 import { subscriberUseCases, type SubscriberUseCases } from './subscribers/subscriber-use-cases.ts';
 import type { EditionUseCases } from './edition/edition-use-cases.ts';
@@ -55,6 +58,9 @@ export interface Adapters {
   /** When stories were first seen a draft and first seen published (what digests since the last one read). */
   publications(): Promise<PublicationsRepo>;
   events(): Promise<EventsRepo>;
+  users(): Promise<UsersRepo>;
+  /** Console sessions, shared by every server process. */
+  consoleSessions(): Promise<ConsoleSessionsRepo>;
   deliveryTokens(): Promise<DeliveryTokens>;
   queue(): Promise<SendQueue>;
   transport(): Promise<Transport>;
@@ -85,6 +91,8 @@ export interface App {
   readonly schedules: ScheduleUseCases;
   /** The subscriber base as operators manage it. */
   readonly subscribers: SubscriberUseCases;
+  /** Console users and their API tokens. */
+  readonly users: UserUseCases;
   /** The public subscription flows: subscribe, confirm, unsubscribe, preferences. */
   subscriptions(): Promise<SubscriptionService>;
   /** A new worker with the configured limits; `settings` override them; `log` hears retries, bounces, pauses, errors. */
@@ -147,6 +155,8 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
   const publications = once(async () => new PublicationsRepo((await store()).db));
   const schedules = once(async () => new SchedulesRepo((await store()).db));
   const events = once(async () => new EventsRepo((await store()).db));
+  const users = once(async () => new UsersRepo((await store()).db));
+  const consoleSessions = once(async () => new ConsoleSessionsRepo((await store()).db));
   const reports = once(async () =>
     (await import('./inbound/report-handler.ts')).createReportHandler({ events: await events(), softBounces: config.inbound.softBounces, now }),
   );
@@ -252,6 +262,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     editions: lazyMethods(async () => (await import('./edition/edition-use-cases.ts')).editionUseCases({ editions, deliveries, events, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now })),
     schedules: lazyMethods(async () => (await import('./schedule/schedule-use-cases.ts')).scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs })),
     subscribers: subscriberUseCases({ subscribers, subscriptions, editions, events, content, now }),
+    users: userUseCases({ users, now }),
     subscriptions,
     worker,
     async backlog() {
@@ -265,7 +276,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
       const { inboundMailHandler } = await import('./inbound/mail-reports.ts');
       return inboundMailHandler({ reports: await reports(), deliveryTokens: await deliveryTokens(), tokens: await tokens(), domains, now });
     },
-    adapters: { store, subscribers, editions, deliveries, notices, schedules, publications, events, queue, transport, emailTemplates, tokens, deliveryTokens, signMessage, alerts, fireDeps },
+    adapters: { store, subscribers, editions, deliveries, notices, schedules, publications, events, users, consoleSessions, queue, transport, emailTemplates, tokens, deliveryTokens, signMessage, alerts, fireDeps },
     async close() {
       for (const item of opened.splice(0).reverse()) await item.close();
     },

@@ -13,6 +13,7 @@ import { registerInbound } from './commands/inbound.ts';
 import { registerMigrate } from './commands/migrate.ts';
 import { registerOutbox } from './commands/outbox.ts';
 import { registerSubscribers } from './commands/subscribers.ts';
+import { registerUsers } from './commands/users.ts';
 import { registerSchedule, registerScheduler } from './commands/schedule.ts';
 
 /** Gives commands the App, built once from the environment plus their own overrides. */
@@ -34,6 +35,7 @@ export function buildProgram(makeApp: AppFactory): Command {
   registerWorker(program, makeApp);
   registerInbound(program, makeApp);
   registerSubscribers(program, makeApp);
+  registerUsers(program, makeApp);
   registerSchedule(program, makeApp);
   registerScheduler(program, makeApp);
   registerMigrate(program, makeApp);

@@ -255,5 +255,41 @@ export function migrations(dialect: Dialect): Record<string, Migration> {
         await db.schema.dropTable('subscriber_events').ifExists().execute();
       },
     },
+    '0008_console_users': {
+      async up(db: Db) {
+        await id(db, 'users')
+          .addColumn('email', 'text', (col) => col.notNull())
+          .addColumn('email_key', 'text', (col) => col.notNull().unique())
+          .addColumn('role', 'text', (col) => col.notNull())
+          .addColumn('password_hash', 'text', (col) => col.notNull())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('password_changed_at', 'text', (col) => col.notNull())
+          .addColumn('last_login_at', 'text')
+          .addColumn('time_zone', 'text')
+          .execute();
+        await id(db, 'api_tokens')
+          .addColumn('user_id', 'integer', (col) => col.notNull().references('users.id').onDelete('cascade'))
+          .addColumn('name', 'text', (col) => col.notNull())
+          .addColumn('token_hash', 'text', (col) => col.notNull().unique())
+          .addColumn('prefix', 'text', (col) => col.notNull())
+          .addColumn('created_at', 'text', (col) => col.notNull())
+          .addColumn('last_used_at', 'text')
+          .execute();
+        await db.schema
+          .createTable('console_sessions')
+          .ifNotExists()
+          .addColumn('id_hash', 'text', (col) => col.primaryKey())
+          .addColumn('user_id', 'integer', (col) => col.references('users.id').onDelete('cascade'))
+          .addColumn('data', 'text', (col) => col.notNull())
+          .addColumn('expires_at', 'text', (col) => col.notNull())
+          .execute();
+        await db.schema.createIndex('console_sessions_expiry').ifNotExists().on('console_sessions').column('expires_at').execute();
+      },
+      async down(db: Db) {
+        await db.schema.dropTable('console_sessions').ifExists().execute();
+        await db.schema.dropTable('api_tokens').ifExists().execute();
+        await db.schema.dropTable('users').ifExists().execute();
+      },
+    },
   };
 }

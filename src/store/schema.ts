@@ -2,6 +2,7 @@ import type { Generated, Insertable, Selectable } from 'kysely';
 import type { DeliveryStatus } from '../model/delivery.ts';
 import type { Audience, EditionKind, EditionStatus, PauseKind } from '../model/edition.ts';
 import type { NoticeKind, NoticeStatus } from '../model/notice.ts';
+import type { Role } from '../model/user.ts';
 import type { FireStatus, ScheduleKind, ScheduleStatus } from '../model/schedule.ts';
 import type { EventAction, ReportSource, SubscriberEventType } from '../model/subscriber-event.ts';
 import type { Frequency, SubscriberStatus, SuppressionReason } from '../model/subscriber.ts';
@@ -182,6 +183,9 @@ export interface Database {
   schedule_fires: ScheduleFiresTable;
   schedule_published: SchedulePublishedTable;
   subscriber_events: SubscriberEventsTable;
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+  console_sessions: ConsoleSessionsTable;
 }
 
 export type SubscriberRow = Selectable<SubscribersTable>;
@@ -241,3 +245,39 @@ export interface SchedulePublishedTable {
 
 export type ScheduleRow = Selectable<SchedulesTable>;
 export type ScheduleFireRow = Selectable<ScheduleFiresTable>;
+
+/** Console users. The password is kept only as an argon2id hash (PHC string). */
+export interface UsersTable {
+  id: Generated<number>;
+  email: string;
+  /** Lower-cased address: one account per address whatever its case. */
+  email_key: string;
+  role: Role;
+  password_hash: string;
+  created_at: Timestamp;
+  password_changed_at: Timestamp;
+  last_login_at: Timestamp | null;
+  /** IANA zone the console shows times in for this user; null: not chosen yet. */
+  time_zone: string | null;
+}
+
+/** Per-user API tokens: only a SHA-256 of each is kept (a token is a long random secret, so no slow hash is needed). */
+export interface ApiTokensTable {
+  id: Generated<number>;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  prefix: string;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
+/** Console sessions, shared by every server process: the id is kept only as a SHA-256, so a leaked table opens nothing. */
+export interface ConsoleSessionsTable {
+  id_hash: string;
+  user_id: number | null;
+  /** The session's fields as JSON (who is signed in, the CSRF secret). */
+  data: string;
+  /** When it lapses unless used again (idle expiry). */
+  expires_at: Timestamp;
+}
