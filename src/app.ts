@@ -261,7 +261,7 @@ export function createApp(config: Config, overrides: AppOverrides = {}): App {
     freshContent,
     editions: lazyMethods(async () => (await import('./edition/edition-use-cases.ts')).editionUseCases({ editions, deliveries, events, queue, publications, content, templates: emailTemplates, tokens, signMessage, transport, now })),
     schedules: lazyMethods(async () => (await import('./schedule/schedule-use-cases.ts')).scheduleUseCases({ fireDeps, graceMs: config.scheduleGraceMs })),
-    subscribers: subscriberUseCases({ subscribers, subscriptions, editions, events, content, now }),
+    subscribers: subscriberUseCases({ subscribers, subscriptions, editions, events, deliveries, content, now }),
     users: userUseCases({ users, now }),
     subscriptions,
     worker,

@@ -66,6 +66,13 @@ export class ConflictError extends GazetteError {
   }
 }
 
+/** The caller is known but their role does not allow this (an editor erasing a subscriber). */
+export class ForbiddenError extends GazetteError {
+  constructor(message: string) {
+    super('FORBIDDEN', message);
+  }
+}
+
 /** A thing looked up by id or slug does not exist. */
 export class NotFoundError extends GazetteError {
   constructor(message: string) {

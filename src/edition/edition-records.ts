@@ -22,6 +22,13 @@ export interface EditionRecords {
   /** Stores a new draft; `withId` makes the final render from its id in the same transaction. */
   insert(edition: NewEdition, now: Date, withId?: (id: number) => CompiledEdition): Promise<number>;
   find(id: number): Promise<Edition | undefined>;
+  /** Replaces a draft's render (a new subject or preheader); false when it is no longer a draft. */
+  replaceDraft(id: number, compiled: CompiledEdition): Promise<boolean>;
+  /**
+   * Ends a draft, a send in progress or a paused one for good: its queued deliveries become skipped.
+   * False when it had already finished (or was cancelled).
+   */
+  cancel(id: number, reason: string, now: Date): Promise<boolean>;
   /** Newest first, without their renders. */
   list(limit?: number): Promise<EditionSummary[]>;
   /** The newest edition of a list that went out (or is going out): where "since the last one" starts. */

@@ -46,6 +46,7 @@ export async function enqueueEdition(
   const { editions, deliveries, queue } = deps;
   const edition = await editions.find(editionId);
   if (!edition) throw new NotFoundError(`no edition ${editionId}`);
+  if (edition.status === 'cancelled') throw new InputError(`edition ${editionId} was cancelled: it cannot be sent (make a new edition instead)`);
   const problems = preflight(edition.compiled, edition.storySlugs.length, edition.kind);
   if (problems.length > 0) throw new InputError(`edition ${editionId} fails the preflight check:\n- ${problems.join('\n- ')}`);
   const resumed = edition.status === 'paused' && (await editions.resume(editionId, 'operator'));

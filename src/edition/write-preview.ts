@@ -39,6 +39,14 @@ export const SAMPLE_RECIPIENT = { id: 0, email: 'reader@example.com', name: 'Sam
 
 /** Renders one edition for the sample recipient and writes NAME.html, NAME.txt and NAME.eml. */
 export async function writePreview(request: PreviewRequest): Promise<PreviewResult> {
+  const { list, edition, name } = await compilePreview(request);
+  return writeSample(request, request.content.site, list, edition, name);
+}
+
+/** What a preview shows, compiled: a story (drafts too), or a digest of the latest published stories. */
+export async function compilePreview(
+  request: Pick<PreviewRequest, 'content' | 'templates' | 'now' | 'story' | 'digest' | 'list'>,
+): Promise<{ list: MailingList; edition: CompiledEdition; name: string }> {
   const { content, now } = request;
   const list = pickList(content, request.list);
   const published = publishedStories(content, now);
@@ -57,7 +65,7 @@ export async function writePreview(request: PreviewRequest): Promise<PreviewResu
   if (stories.length === 0) throw new InputError('nothing to preview: no published story (drafts and future stories are left out)');
   const kind = request.story || !request.digest ? 'story' : 'digest';
   const edition = await compileEdition(request.templates, composeEdition(content.site, list, kind, stories, now));
-  return writeSample(request, content.site, list, edition, name);
+  return { list, edition, name };
 }
 
 /** Writes an already compiled edition for the sample recipient as NAME.html, NAME.txt and NAME.eml. */

@@ -7,9 +7,10 @@ export type EditionKind = 'story' | 'digest';
 
 /**
  * Where an edition's send stands. `sent`: every delivery done and none failed; `incomplete`: done,
- * some failed after their retries; `failed`: every delivery failed; `paused`: held (see PauseKind).
+ * some failed after their retries; `failed`: every delivery failed; `paused`: held (see PauseKind);
+ * `cancelled`: stopped for good by an editor (what had not gone out was skipped).
  */
-export type EditionStatus = 'draft' | 'sending' | 'paused' | 'sent' | 'incomplete' | 'failed';
+export type EditionStatus = 'draft' | 'sending' | 'paused' | 'sent' | 'incomplete' | 'failed' | 'cancelled';
 
 /** Statuses of an edition whose send is over. */
 export const FINISHED_STATUSES: readonly EditionStatus[] = ['sent', 'incomplete', 'failed'];

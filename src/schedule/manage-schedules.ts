@@ -140,7 +140,9 @@ async function oneOff(deps: ManageDeps, request: ScheduleRequest): Promise<NewSc
   // The same edition at the same instant is a duplicate (refused unless allowed); at another instant, a conflict.
   const taken = (await deps.schedules.list('active')).find((s) => s.kind === 'one-off' && s.editionId === id && Date.parse(s.at!) !== at.getTime());
   if (taken) throw new InputError(`edition ${id} is already scheduled (schedule ${taken.id}, at ${taken.at}); cancel that one first`);
-  return { kind: 'one-off', listSlug: edition.listSlug, editionId: id, at, audience: edition.audience };
+  // The zone it was asked in (`…[Europe/Kyiv]`), kept so the editor sees the time as they chose it.
+  const zone = /\[([^\]]+)\]\s*$/.exec(request.at!)?.[1];
+  return { kind: 'one-off', listSlug: edition.listSlug, editionId: id, at, audience: edition.audience, timezone: zone ? canonicalTimeZone(zone) : null };
 }
 
 /** Cancels an active schedule; it stops firing in every scheduler process within seconds. */
@@ -163,7 +165,7 @@ export interface UpcomingFire {
 export function upcomingFires(schedule: Schedule, now: Date, count: number): UpcomingFire[] {
   if (schedule.status !== 'active') return [];
   if (schedule.kind === 'one-off') {
-    const zone = 'UTC';
+    const zone = schedule.timezone ?? 'UTC';
     return [{ at: schedule.at!, local: formatInZone(new Date(schedule.at!), zone), timezone: zone }];
   }
   if (schedule.kind !== 'recurring') return [];
@@ -187,7 +189,7 @@ export interface ScheduleView {
   created_at: string;
   updated_at: string;
   next_fire_at: string | null;
-  /** The next fire in the schedule's zone (UTC for one-offs) and in UTC; null when it fires no more. */
+  /** The next fire in the schedule's zone (for a one-off, the zone it was given in, else UTC) and in UTC; null when it fires no more. */
   next_fire: UpcomingFire | null;
   last_fire: { fire_at: string; status: string; edition_id: number | null; detail: string | null } | null;
   /** On-publish: how many stories it has sent. */

@@ -4,13 +4,13 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { finished, PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { InputError, NotFoundError } from '../errors.ts';
 import type { LiftedSuppression, SubscriberStatus } from '../model/subscriber.ts';
 import { subscriberJson, suppressionJson } from '../subscribers/csv-export.ts';
 import { type ImportSummary } from '../subscribers/csv-import.ts';
-import { checkAdminAccess } from './admin-auth.ts';
+import { apiAccess, checkAdminAccess, requireApiAdmin } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
 type Query = Record<string, string | string[] | undefined>;
@@ -46,7 +46,7 @@ class HttpError extends Error {
 export function registerAdminApi(server: FastifyInstance, context: ServerContext, options: AdminApiOptions = {}): void {
   void server.register(
     async (api) => {
-      api.addHook('onRequest', async (request, reply) => checkAdminAccess(context.app.config.adminToken, request, reply));
+      api.addHook('onRequest', async (request, reply) => checkAdminAccess(apiAccess(context.app), request, reply));
       // Unknown /api URLs still pass the check above, so they tell nothing to a caller without the token.
       api.setNotFoundHandler(async (request) => {
         throw new NotFoundError(`no API route ${request.method} ${request.url.split('?')[0]}`);
@@ -82,21 +82,7 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     return app.subscribers.counts();
   });
 
-  api.get<{ Querystring: Query }>('/subscribers/export', async (request, reply) => {
-    const list = await knownList(app, text(request.query, 'list'));
-    const body = new PassThrough();
-    // The CSV is written as the client reads it: the export waits while `body` is full.
-    app.subscribers.export(body, { list }).catch((error: unknown) => {
-      request.log.error({ err: error }, 'export failed');
-      body.destroy(error instanceof Error ? error : new Error(String(error)));
-    });
-    const date = app.now().toISOString().slice(0, 10);
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('Content-Disposition', `attachment; filename="subscribers${list ? `-${list}` : ''}-${date}.csv"`)
-      .header('Cache-Control', 'no-store')
-      .send(body);
-  });
+  api.get<{ Querystring: Query }>('/subscribers/export', async (request, reply) => sendExport(app, request, reply, await knownList(app, text(request.query, 'list'))));
 
   api.get<{ Params: { email: string } }>('/subscribers/:email', async (request) => subscriberJson(await app.subscribers.find(request.params.email)));
 
@@ -111,6 +97,7 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
   });
 
   api.delete<{ Params: { email: string } }>('/subscribers/:email', async (request, reply) => {
+    requireApiAdmin(request, 'erase subscribers');
     const subscriber = await app.subscribers.remove(request.params.email);
     request.log.info({ subscriber: subscriber.id }, 'subscriber erased');
     return reply.status(204).send();
@@ -127,6 +114,22 @@ function registerSubscriberRoutes(api: FastifyInstance, app: App): void {
     request.log.info({ edition: request.params.id, lifted: lifted.length }, 'edition bounces lifted');
     return { lifted: lifted.map(liftedJson) };
   });
+}
+
+/** Streams the subscribers (of one list, or all) as a CSV download, written as the client reads it. */
+export function sendExport(app: App, request: FastifyRequest, reply: FastifyReply, list: string | undefined): FastifyReply {
+  const body = new PassThrough();
+  // The export waits while `body` is full, so memory stays flat however many subscribers there are.
+  app.subscribers.export(body, { list }).catch((error: unknown) => {
+    request.log.error({ err: error }, 'export failed');
+    body.destroy(error instanceof Error ? error : new Error(String(error)));
+  });
+  const date = app.now().toISOString().slice(0, 10);
+  return reply
+    .type('text/csv; charset=utf-8')
+    .header('Content-Disposition', `attachment; filename="subscribers${list ? `-${list}` : ''}-${date}.csv"`)
+    .header('Cache-Control', 'no-store')
+    .send(body);
 }
 
 /** A lifted suppression: the address, what its suppression was, and the subscriber's status now (null: no subscriber has it). */
@@ -173,11 +176,13 @@ function summaryJson(summary: ImportSummary, confirmed: boolean) {
   };
 }
 
-async function knownList(app: App, slug: string | undefined): Promise<string | undefined> {
+/** The list a `list` parameter names (checked against site.yaml), or undefined when it names none. */
+export async function knownList(app: App, slug: string | undefined): Promise<string | undefined> {
   return slug === undefined || slug === '' ? undefined : app.subscribers.knownList(slug, 'list');
 }
 
-function text(query: Query, key: string): string | undefined {
+/** One query parameter; a parameter given twice is refused. */
+export function text(query: Query, key: string): string | undefined {
   const value = query[key];
   if (Array.isArray(value)) throw new InputError(`${key}: given more than once`);
   return value;

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { InputError } from '../errors.ts';
 import type { ScheduleRequest } from '../schedule/manage-schedules.ts';
 import { fireJson } from '../schedule/manage-schedules.ts';
-import { checkAdminAccess } from './admin-auth.ts';
+import { apiAccess, checkAdminAccess } from './admin-auth.ts';
 import type { ServerContext } from './server.ts';
 
 const REGISTERED = Symbol.for('gazette.scheduleApi');
@@ -20,7 +20,7 @@ export function registerScheduleApi(server: FastifyInstance, context: ServerCont
   const { app } = context;
   void server.register(
     async (api) => {
-      api.addHook('onRequest', async (request, reply) => checkAdminAccess(app.config.adminToken, request, reply));
+      api.addHook('onRequest', async (request, reply) => checkAdminAccess(apiAccess(app), request, reply));
       api.get('/', async () => ({ schedules: await app.schedules.list() }));
       api.post<{ Body: unknown }>('/', async (request, reply) => {
         const { schedule, view, notes } = await app.schedules.add(requestFrom(request.body));

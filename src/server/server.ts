@@ -1,12 +1,13 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import formbody from '@fastify/formbody';
 import type { App } from '../app.ts';
-import { ConflictError, ContentError, GazetteError, InputError, NotFoundError } from '../errors.ts';
+import { ConflictError, ContentError, ForbiddenError, GazetteError, InputError, NotFoundError } from '../errors.ts';
 import { LinkError } from '../subscribers/link-error.ts';
 import { registerAdminApi } from './admin-api.ts';
 import { registerAdminAuth } from './admin-auth.ts';
 import { AuthFailures } from './auth-failures.ts';
 import { registerScheduleApi } from './schedule-api.ts';
+import { registerEditionApi } from './edition-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
 import { registerEditionPages } from './edition-pages.ts';
@@ -17,6 +18,7 @@ import { registerTagPages } from './tag-pages.ts';
 import { clientErrorResponder, responseWithHeaders, securityHeaders } from './security-headers.ts';
 import { registerSubscriptionRoutes } from './subscription-routes.ts';
 import { webhookRoutes } from './webhook-routes.ts';
+import { registerConsole, type ConsoleOptions } from '../console/console-plugin.ts';
 import { loadWebTemplates, type WebTemplates } from './web-templates.ts';
 
 /** What the HTTP layer shares between its route modules. */
@@ -31,16 +33,19 @@ export interface ServerOptions {
   logger?: boolean;
   /** Subscribe requests per minute per client IP. */
   subscribeRateLimit?: number;
+  /** Options of the editors' console under /admin. */
+  console?: ConsoleOptions;
 }
 
 /** Builds the Fastify app: public pages, feeds, subscription routes, admin API. */
 export async function buildServer(app: App, options: ServerOptions = {}): Promise<FastifyInstance> {
   const headers = securityHeaders(app.config.baseUrl);
   // A route may set a Content-Security-Policy of its own (an email's web version needs its inline
-  // styles); every other header is always the house's.
+  // styles), and a frame policy; every other header is always the house's.
   const secure = (reply: FastifyReply) => {
     for (const [name, value] of headers) {
-      if (name === 'Content-Security-Policy' && reply.getHeader(name) !== undefined && reply.getHeader(name) !== value) continue;
+      // The console's preview frame is framed by the console itself: it sets both of these its own way.
+      if ((name === 'Content-Security-Policy' || name === 'X-Frame-Options') && reply.getHeader(name) !== undefined && reply.getHeader(name) !== value) continue;
       reply.header(name, value);
     }
     return reply;
@@ -106,6 +111,8 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerAdminAuth(server, new AuthFailures({ now: () => app.now().getTime() }));
   registerAdminApi(server, context);
   registerScheduleApi(server, context);
+  registerEditionApi(server, context);
+  await registerConsole(server, context, options.console);
   // The handler (and the store behind it) is opened by the first report, not by building the server.
   await server.register(webhookRoutes, { reports: { handle: async (report) => (await app.reports()).handle(report) }, config: app.config.webhooks, now: () => app.now() });
   server.addHook('onClose', async () => feeds.close());
@@ -133,6 +140,7 @@ async function sendError(context: ServerContext, error: unknown, request: Fastif
   let status = 500;
   let message = 'Something went wrong on our side. Please try again later.';
   if (error instanceof InputError || error instanceof LinkError) [status, message] = [400, error.message];
+  else if (error instanceof ForbiddenError) [status, message] = [403, error.message];
   else if (error instanceof NotFoundError) [status, message] = [404, error.message];
   else if (error instanceof ConflictError) [status, message] = [409, error.message];
   else if (error instanceof ContentError) [status, message] = [503, 'The site content is being fixed; please try again shortly.'];
@@ -158,5 +166,5 @@ function frameworkError(error: FastifyError): unknown {
 }
 
 function errorName(status: number): string {
-  return ({ 400: 'bad_request', 401: 'unauthorized', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 414: 'uri_too_long', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
+  return ({ 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 414: 'uri_too_long', 415: 'unsupported_media_type', 429: 'too_many_requests', 503: 'unavailable' } as Record<number, string>)[status] ?? 'internal_error';
 }

@@ -23,6 +23,29 @@ export interface WebTemplates {
   stylesheet(theme: Site['theme']): Stylesheet;
 }
 
+/**
+ * Compiles every `*.hbs` of `dir` with `hbs`: `_x.hbs` becomes the partial `x`, the rest pages by name;
+ * a syntax error names its file (as `label/file`). The pages must include a `layout`.
+ */
+export async function compileTemplateDir(hbs: typeof Handlebars, dir: string, label: string): Promise<{ pages: Map<string, Handlebars.TemplateDelegate>; layout: Handlebars.TemplateDelegate }> {
+  const pages = new Map<string, Handlebars.TemplateDelegate>();
+  for (const name of (await readdir(dir)).sort()) {
+    if (!name.endsWith('.hbs')) continue;
+    const source = await readFile(path.join(dir, name), 'utf8');
+    try {
+      hbs.parse(source);
+    } catch (cause) {
+      throw new RenderError(`${label}/${name}`, (cause as Error).message.split('\n')[0] ?? 'syntax error', { cause });
+    }
+    const base = name.replace(/\.hbs$/, '');
+    if (base.startsWith('_')) hbs.registerPartial(base.slice(1), source);
+    else pages.set(base, hbs.compile(source, { strict: false }));
+  }
+  const layout = pages.get('layout');
+  if (!layout) throw new RenderError(`${label}/layout.hbs`, 'template file not found');
+  return { pages, layout };
+}
+
 /** Loads templates/web/*.hbs (files named `_x.hbs` become the partial `x`) and site.css once. */
 export async function loadWebTemplates(templatesDir: string): Promise<WebTemplates> {
   const dir = path.join(templatesDir, 'web');
@@ -33,21 +56,7 @@ export async function loadWebTemplates(templatesDir: string): Promise<WebTemplat
     const site = (options.data as { root?: { site?: Site } }).root?.site;
     return date instanceof Date && site ? dateFormatter(site)(date) : '';
   });
-  const pages = new Map<string, Handlebars.TemplateDelegate>();
-  for (const name of (await readdir(dir)).sort()) {
-    if (!name.endsWith('.hbs')) continue;
-    const source = await readFile(path.join(dir, name), 'utf8');
-    try {
-      hbs.parse(source);
-    } catch (cause) {
-      throw new RenderError(`templates/web/${name}`, (cause as Error).message.split('\n')[0] ?? 'syntax error', { cause });
-    }
-    const base = name.replace(/\.hbs$/, '');
-    if (base.startsWith('_')) hbs.registerPartial(base.slice(1), source);
-    else pages.set(base, hbs.compile(source, { strict: false }));
-  }
-  const layout = pages.get('layout');
-  if (!layout) throw new RenderError('templates/web/layout.hbs', 'template file not found');
+  const { pages, layout } = await compileTemplateDir(hbs, dir, 'templates/web');
   const css = await readFile(path.join(dir, 'site.css'), 'utf8').catch(() => '');
   // One stylesheet per accent: a theme changes rarely, and every page of it links the same file.
   const stylesheets = new Map<string, Stylesheet>();

@@ -3,7 +3,7 @@ import type { ClaimResult, DeliveryLedger, DeliveryOutcome, DeliveryToSend, Outc
 import type { DeliveryRecords } from '../edition/edition-records.ts';
 import { hotStatement, type HotStatement } from './hot-statements.ts';
 import type { Database } from './schema.ts';
-import type { DeliveryCounts } from '../model/delivery.ts';
+import type { DeliveryCounts, DeliveryStatus, SubscriberDelivery } from '../model/delivery.ts';
 import type { Audience } from '../model/edition.ts';
 
 /** Rows per statement: keeps IN lists far below SQLite's limits. */
@@ -229,6 +229,28 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
     }));
   }
 
+  async ofSubscriber(subscriberId: number, limit: number): Promise<SubscriberDelivery[]> {
+    const rows = await this.db
+      .selectFrom('deliveries as d')
+      .innerJoin('editions as e', 'e.id', 'd.edition_id')
+      .select(['d.id', 'd.edition_id', 'e.subject', 'e.list_slug', 'd.status', 'd.attempts', 'd.last_error', 'd.sent_at', 'd.updated_at'])
+      .where('d.subscriber_id', '=', subscriberId)
+      .orderBy('d.id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      id: Number(r.id),
+      editionId: Number(r.edition_id),
+      subject: r.subject,
+      listSlug: r.list_slug,
+      status: r.status,
+      attempts: Number(r.attempts),
+      lastError: r.last_error,
+      sentAt: r.sent_at,
+      updatedAt: r.updated_at,
+    }));
+  }
+
   /** Counts by status of one edition. */
   async counts(editionId: number): Promise<DeliveryCounts> {
     const now = this.now().getTime();
@@ -272,13 +294,16 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
   }
 }
 
+const RETRY_STATUS = sql<DeliveryStatus>`case when exists (select 1 from editions where editions.id = deliveries.edition_id and editions.status = 'cancelled') then 'skipped' else 'queued' end`;
+
 /** The columns an outcome other than `sent` writes; the claim is given up in every case. */
 function outcomeUpdate(outcome: Exclude<DeliveryOutcome, { status: 'sent' }>, at: string) {
   const base = { updated_at: at, claim_token: null, claim_until: null };
   const attempted = { attempts: sql<number>`attempts + 1` };
   switch (outcome.status) {
     case 'retry':
-      return { ...base, status: 'queued' as const, ...(outcome.error !== undefined ? { last_error: outcome.error } : {}), ...(outcome.counts ? attempted : {}) };
+      // Given back while its edition was being cancelled: it is skipped like the rest, not queued again.
+      return { ...base, status: RETRY_STATUS, ...(outcome.error !== undefined ? { last_error: outcome.error } : {}), ...(outcome.counts ? attempted : {}) };
     case 'skipped':
       return { ...base, status: 'skipped' as const, last_error: outcome.reason };
     case 'failed':

@@ -88,6 +88,38 @@ export class EditionsRepo implements EditionRecords {
     return row && decode(row);
   }
 
+  async replaceDraft(id: number, compiled: CompiledEdition): Promise<boolean> {
+    const result = await this.db
+      .updateTable('editions')
+      .set({ compiled: JSON.stringify(compiled), subject: compiled.subject, preheader: compiled.preheader, html_bytes: Buffer.byteLength(compiled.html.parts.join('')) })
+      .where('id', '=', id)
+      .where('status', '=', 'draft')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
+  async cancel(id: number, reason: string, now: Date): Promise<boolean> {
+    const at = now.toISOString();
+    return this.db.transaction().execute(async (trx) => {
+      const result = await trx
+        .updateTable('editions')
+        .set({ status: 'cancelled', last_error: reason, completed_at: at, pause_kind: null, resume_at: null })
+        .where('id', '=', id)
+        .where('status', 'in', ['draft', 'sending', 'paused'])
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) === 0) return false;
+      // A delivery a worker holds right now is left to it: its outcome (sent, most likely) is the truth.
+      await trx
+        .updateTable('deliveries')
+        .set({ status: 'skipped', last_error: reason, updated_at: at })
+        .where('edition_id', '=', id)
+        .where('status', '=', 'queued')
+        .where((eb) => eb.or([eb('claim_until', 'is', null), eb('claim_until', '<=', now.getTime())]))
+        .execute();
+      return true;
+    });
+  }
+
   /** Sets the status (and its timestamp) and the error shown by `gazette status`; a status other than paused clears the pause. */
   async setStatus(id: number, status: EditionStatus, now: Date, lastError: string | null = null): Promise<void> {
     await this.db
@@ -203,7 +235,8 @@ export class EditionsRepo implements EditionRecords {
 
   /** Ids of editions currently paused: workers hold their jobs back. */
   async pausedIds(): Promise<number[]> {
-    return (await this.db.selectFrom('editions').select('id').where('status', '=', 'paused').execute()).map((r) => r.id);
+    // A cancelled edition's jobs are given back like a paused one's (the ledger says skip them).
+    return (await this.db.selectFrom('editions').select('id').where('status', 'in', ['paused', 'cancelled']).execute()).map((r) => r.id);
   }
 }
 

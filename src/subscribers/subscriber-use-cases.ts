@@ -1,3 +1,4 @@
+import type { SubscriberDelivery } from '../model/delivery.ts';
 import type { Readable, Writable } from 'node:stream';
 import { InputError, NotFoundError } from '../errors.ts';
 import type { Content } from '../model/content.ts';
@@ -41,6 +42,8 @@ export interface SubscriberUseCaseDeps {
   editions: () => Promise<{ find(id: number): Promise<Edition | undefined> }>;
   /** What came back about subscribers' mail (bounces, complaints, unsubscribes by mail). */
   events: () => Promise<{ ofSubscribers(ids: number[]): Promise<Map<number, SubscriberEvent[]>> }>;
+  /** Each subscriber's deliveries, newest first. */
+  deliveries: () => Promise<{ ofSubscriber(subscriberId: number, limit: number): Promise<SubscriberDelivery[]> }>;
   content: () => Promise<Content>;
   now: () => Date;
 }
@@ -52,7 +55,7 @@ export interface AddSubscriber {
   lists?: unknown;
   frequency?: unknown;
   confirmed: boolean;
-  source: 'cli' | 'api';
+  source: 'cli' | 'api' | 'console';
 }
 
 /** How to import a CSV file. */
@@ -77,6 +80,8 @@ export interface SubscriberUseCases {
   page(options: { page: number; perPage: number; search?: string | undefined; status?: SubscriberStatus | undefined; list?: string | undefined }): Promise<{ total: number; page: number; perPage: number; subscribers: WithHistory<Subscriber>[] }>;
   /** Every subscriber (of `list`, at `status`), oldest first, in batches: memory stays flat. */
   batches(options: { list?: string | undefined; status?: SubscriberStatus | undefined; size?: number }): AsyncIterable<WithHistory<Subscriber>[]>;
+  /** The newest `limit` deliveries of editions to the subscriber with this address (their send history). */
+  deliveries(email: unknown, limit?: number): Promise<SubscriberDelivery[]>;
   /** The subscriber with this address, with their suppression and events; NotFoundError naming it otherwise. */
   find(email: unknown): Promise<WithHistory<Subscriber>>;
   /** Erases a subscriber: their row and subscriptions are deleted. Returns who was erased. */
@@ -139,6 +144,10 @@ export function subscriberUseCases(deps: SubscriberUseCaseDeps): SubscriberUseCa
         if (batch.length < size) return;
         afterId = batch[batch.length - 1]!.id;
       }
+    },
+    async deliveries(email, limit = 50) {
+      const subscriber = await findByAddress(email);
+      return (await deps.deliveries()).ofSubscriber(subscriber.id, limit);
     },
     async find(email) {
       return (await withHistory([await withSuppression(await findByAddress(email))]))[0]!;

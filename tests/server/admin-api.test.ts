@@ -13,22 +13,39 @@ import { sendWithBounces } from '../helpers/editions.ts';
 const TOKEN = 'admin-token-0123456789abcdef0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-describe('admin API switched off', () => {
+describe('admin API without GAZETTE_ADMIN_TOKEN', () => {
   let t: TestServer;
   beforeEach(async () => {
     t = await testServer();
   });
   afterEach(() => t.close());
 
-  it('answers 404 on every /api URL, token or not, saying how to turn it on', async () => {
-    for (const url of ['/api', '/api/subscribers', '/api/subscribers/counts', '/api/nothing']) {
+  it('answers 401 on every /api URL to any token but a user\'s own, saying which tokens it takes', async () => {
+    for (const url of ['/api', '/api/subscribers', '/api/subscribers/counts', '/api/nothing', '/api/editions']) {
       const res = await t.server.inject({ url, headers: auth });
-      expect(res.statusCode, url).toBe(404);
-      expect(res.json()).toEqual({ error: 'not_found', message: 'admin API is off: set GAZETTE_ADMIN_TOKEN' });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.json().message).toMatch(/GAZETTE_ADMIN_TOKEN or a user's API token \(gazette users token EMAIL\)/);
     }
     const post = await t.server.inject({ method: 'POST', url: '/api/subscribers', headers: auth, payload: { email: 'a@example.com' } });
-    expect(post.statusCode).toBe(404);
+    expect(post.statusCode).toBe(401);
     expect((await (await t.app.adapters.subscribers()).countByStatus()).pending).toBe(0);
+  });
+
+  it('lets a user in with their own API token, with their role: an editor may not erase', async () => {
+    await t.app.users.add({ email: 'ed@example.com', password: 'a long enough password', role: 'editor' });
+    await t.app.users.add({ email: 'ad@example.com', password: 'a long enough password', role: 'admin' });
+    const editor = { authorization: `Bearer ${(await t.app.users.createToken('ed@example.com')).token}` };
+    const admin = { authorization: `Bearer ${(await t.app.users.createToken('ad@example.com', 'script')).token}` };
+    const added = await t.server.inject({ method: 'POST', url: '/api/subscribers', headers: editor, payload: { email: 'reader@example.com', confirmed: true } });
+    expect(added.statusCode).toBe(201);
+    const refused = await t.server.inject({ method: 'DELETE', url: '/api/subscribers/reader@example.com', headers: editor });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json()).toEqual({ error: 'forbidden', message: 'only an admin can erase subscribers: this token belongs to ed@example.com, an editor' });
+    expect((await t.server.inject({ method: 'DELETE', url: '/api/subscribers/reader@example.com', headers: admin })).statusCode).toBe(204);
+    const [token] = await t.app.users.tokens('ed@example.com');
+    expect(token!.lastUsedAt).not.toBeNull();
+    await t.app.users.revokeToken('ed@example.com', token!.id);
+    expect((await t.server.inject({ url: '/api/subscribers', headers: editor })).statusCode).toBe(401);
   });
 });
 

@@ -151,12 +151,12 @@ describe('pages that do not exist', () => {
     }
   });
 
-  it('stay JSON under /api and /webhooks', async () => {
-    for (const url of ['/api/no-such-thing', '/webhooks/no-such-provider']) {
+  it('stay JSON under /api and /webhooks (an /api URL asks for a token before it says whether it exists)', async () => {
+    for (const [url, status, error] of [['/api/no-such-thing', 401, 'unauthorized'], ['/webhooks/no-such-provider', 404, 'not_found']] as const) {
       const response = await get(url);
-      expect(response.statusCode, url).toBe(404);
+      expect(response.statusCode, url).toBe(status);
       expect(response.headers['content-type'], url).toMatch(/^application\/json/);
-      expect(response.json().error, url).toBe('not_found');
+      expect(response.json().error, url).toBe(error);
     }
   });
 });
