@@ -129,7 +129,8 @@ async function editionPage(context: ConsoleContext, request: FastifyRequest, rep
     problems,
     text: sample.text,
     frame: `/admin/editions/${id}/frame`,
-    live: edition.status === 'sending' || edition.status === 'paused' ? `/admin/editions/${id}/live` : undefined,
+    // A scheduled draft is watched too: the page is drawn again when its schedule fires.
+    live: edition.status === 'sending' || edition.status === 'paused' || schedule !== undefined ? `/admin/editions/${id}/live` : undefined,
     schedule,
     zone,
     zones: timeZoneOptions(zone),

@@ -17,8 +17,13 @@
   };
 
   function update(send) {
+    var before = statuses[send.id];
+    statuses[send.id] = send.status;
+    // A send that finished, paused or started (a schedule fired) changes which buttons make sense: show the page afresh.
+    if (before && before !== send.status && live.hasAttribute('data-reload-on-change')) { window.location.reload(); return; }
     var box = document.querySelector('[data-send="' + send.id + '"]');
-    if (!box) return;
+    // A send that started after the page was drawn: draw the page again to show it.
+    if (!box) { if (live.hasAttribute('data-reload-on-new')) window.location.reload(); return; }
     var bar = box.querySelector('progress');
     if (bar) { bar.max = Math.max(send.total, 1); bar.value = send.done; bar.textContent = send.percent + '%'; }
     set(box, 'percent', send.percent + '%');
@@ -31,10 +36,6 @@
     var badge = box.querySelector('[data-field="status"]');
     if (badge) badge.className = 'badge ' + send.status;
     set(box, 'problem', send.problem || '');
-    var before = statuses[send.id];
-    statuses[send.id] = send.status;
-    // A send that just finished or paused changes which buttons make sense: show the page afresh.
-    if (before && before !== send.status && live.hasAttribute('data-reload-on-change')) window.location.reload();
   }
 
   function set(box, name, text) {
