@@ -1,12 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import { ContentError, formatContentIssue, NotFoundError, type ContentIssue } from '../errors.ts';
-import type { Content, Story } from '../model/content.ts';
+import { storyState, type Content, type Story, type StoryState } from '../model/content.ts';
 import type { ConsoleContext } from './console-plugin.ts';
 import { zoneOf } from './console-request.ts';
 import { sendFrame } from './preview-frames.ts';
-
-/** Where a story stands for an editor. */
-export type StoryState = 'draft' | 'scheduled' | 'published';
 
 /** GET /admin/stories (every story and every file left out), GET /admin/stories/:slug with its previews. */
 export function registerStoryRoutes(admin: FastifyInstance, context: ConsoleContext): void {
@@ -65,8 +62,7 @@ async function findStory(context: ConsoleContext, slug: string): Promise<Story> 
 }
 
 function storyRow(story: Story, now: Date): { slug: string; title: string; tags: string[]; state: StoryState; file: string } {
-  const state: StoryState = story.draft ? 'draft' : story.date.getTime() > now.getTime() ? 'scheduled' : 'published';
-  return { slug: story.slug, title: story.title, tags: story.tags, state, file: story.sourceFile };
+  return { slug: story.slug, title: story.title, tags: story.tags, state: storyState(story, now), file: story.sourceFile };
 }
 
 function groupByFile(issues: ContentIssue[]): { file: string; messages: string[] }[] {

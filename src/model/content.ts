@@ -94,6 +94,14 @@ export interface Content {
   problems: ContentIssue[];
 }
 
+/** Where a story stands for an editor: a draft, due later (scheduled), or out (published). */
+export type StoryState = 'draft' | 'scheduled' | 'published';
+
+/** The story's state at `now`. */
+export function storyState(story: Pick<Story, 'draft' | 'date'>, now: Date): StoryState {
+  return story.draft ? 'draft' : story.date.getTime() > now.getTime() ? 'scheduled' : 'published';
+}
+
 /** Stories a reader may see at `now`: not drafts, not dated in the future; newest first. */
 export function publishedStories(content: Content, now: Date): Story[] {
   return content.stories.filter((story) => !story.draft && story.date.getTime() <= now.getTime());

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { InputError } from '../errors.ts';
 import { AUDIENCES, type Audience, type Edition } from '../model/edition.ts';
 import { apiAccess, checkAdminAccess } from './admin-auth.ts';
+import { objectBody, optionalFlag, optionalText } from './json-body.ts';
 import type { ServerContext } from './server.ts';
 
 type Id = { Params: { id: string } };
@@ -105,25 +106,4 @@ function editionJson(edition: Edition) {
 function editionId(text: string): number {
   if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new InputError(`edition: expected an edition id, got "${text.slice(0, 40)}"`);
   return Number(text);
-}
-
-function objectBody(body: unknown, known: string[]): Record<string, unknown> {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new InputError('body: expected a JSON object');
-  const unknown = Object.keys(body).filter((key) => !known.includes(key));
-  if (unknown.length > 0) throw new InputError(`unknown field ${unknown.map((k) => `"${k.slice(0, 40)}"`).join(', ')} (known: ${known.join(', ')})`);
-  return body as Record<string, unknown>;
-}
-
-function optionalText(fields: Record<string, unknown>, key: string): string | undefined {
-  const value = fields[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'string') throw new InputError(`${key}: expected text`);
-  return value;
-}
-
-function optionalFlag(fields: Record<string, unknown>, key: string): boolean | undefined {
-  const value = fields[key];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'boolean') throw new InputError(`${key}: expected true or false`);
-  return value;
 }

@@ -8,6 +8,7 @@ import { registerAdminAuth } from './admin-auth.ts';
 import { AuthFailures } from './auth-failures.ts';
 import { registerScheduleApi } from './schedule-api.ts';
 import { registerEditionApi } from './edition-api.ts';
+import { registerStoryAndUserApi } from './story-user-api.ts';
 import { FeedCache } from './feed-cache.ts';
 import { registerFeedRoutes } from './feed-routes.ts';
 import { registerEditionPages } from './edition-pages.ts';
@@ -112,6 +113,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
   registerAdminApi(server, context);
   registerScheduleApi(server, context);
   registerEditionApi(server, context);
+  registerStoryAndUserApi(server, context);
   await registerConsole(server, context, options.console);
   // The handler (and the store behind it) is opened by the first report, not by building the server.
   await server.register(webhookRoutes, { reports: { handle: async (report) => (await app.reports()).handle(report) }, config: app.config.webhooks, now: () => app.now() });

@@ -58,3 +58,32 @@ describe('editions API', () => {
     expect((await t.server.inject({ url: '/api/editions' })).statusCode).toBe(401);
   });
 });
+
+describe('stories and users API', () => {
+  it('lists every story with its state, and the files left out with their problems', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(`${t.contentDir}/stories/broken.md`, '---\ntitle: Broken\n---\nNo date.\n');
+    const stories = async () => (await t.server.inject({ url: '/api/stories', headers: editor })).json();
+    // content/ is looked at again at most once a second: the new file shows within that.
+    await expect.poll(async () => (await stories()).problems.length, { timeout: 5000, interval: 100 }).toBeGreaterThan(0);
+    const body = await stories();
+    expect(body.stories.find((s: { slug: string }) => s.slug === 'draft-sanctions-tracker')).toMatchObject({ state: 'draft' });
+    expect(body.stories.filter((s: { state: string }) => s.state === 'published').length).toBeGreaterThan(0);
+    expect(body.problems).toContainEqual(expect.objectContaining({ line: 2, field: 'date', file: expect.stringMatching(/stories\/broken\.md$/) }));
+  });
+
+  it('manages users for admins only', async () => {
+    const admin = { authorization: `Bearer ${TOKEN}` };
+    expect((await t.server.inject({ url: '/api/users', headers: editor })).statusCode).toBe(403);
+    const added = await t.server.inject({ method: 'POST', url: '/api/users', headers: admin, payload: { email: 'new@example.com', password: 'twelve chars!', role: 'admin' } });
+    expect(added.statusCode).toBe(201);
+    expect(added.json()).toMatchObject({ email: 'new@example.com', role: 'admin' });
+    const short = await t.server.inject({ method: 'POST', url: '/api/users', headers: admin, payload: { email: 'x@example.com', password: 'short' } });
+    expect(short.json()).toMatchObject({ error: 'bad_request', message: 'password: at least 12 characters (got 5)' });
+    expect((await t.server.inject({ method: 'PATCH', url: '/api/users/ed@example.com', headers: admin, payload: { role: 'admin' } })).json().role).toBe('admin');
+    expect((await t.server.inject({ method: 'PUT', url: '/api/users/new@example.com/password', headers: admin, payload: { password: 'another long one' } })).statusCode).toBe(204);
+    expect(await t.app.users.authenticate('new@example.com', 'another long one')).toBeDefined();
+    expect((await t.server.inject({ method: 'DELETE', url: '/api/users/new@example.com', headers: admin })).statusCode).toBe(204);
+    expect((await t.server.inject({ url: '/api/users', headers: admin })).json().users.map((u: { email: string }) => u.email)).toEqual(['ed@example.com']);
+  });
+});
