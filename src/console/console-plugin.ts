@@ -51,7 +51,9 @@ export interface ConsoleContext {
 export async function registerConsole(server: FastifyInstance, site: ServerContext, options: ConsoleOptions = {}): Promise<void> {
   const { app } = site;
   const views = await loadConsoleViews(app.config.templatesDir);
-  const secureCookie = app.config.baseUrl?.startsWith('https://') ?? false;
+  // BASE_URL, else site.yaml's base_url: the address editors use, whichever says it.
+  const baseUrl = app.config.baseUrl ?? (await app.content().catch(() => undefined))?.site.baseUrl;
+  const secureCookie = baseUrl?.startsWith('https://') ?? false;
   const limits = options.loginFailures ?? {};
   const windowMs = limits.windowMs ?? 15 * 60_000;
   const clock = () => app.now().getTime();
@@ -117,7 +119,9 @@ export async function registerConsole(server: FastifyInstance, site: ServerConte
         if (path.startsWith('/admin/assets/')) return;
         if (path !== '/admin/login') {
           const userId = request.session.userId;
-          const user = userId === undefined ? undefined : await app.users.findById(userId);
+          const found = userId === undefined ? undefined : await app.users.findById(userId);
+          // A request in flight at a password reset may write its session back after the reset removed it: still refused.
+          const user = found && (request.session.signedInAt ?? 0) >= Date.parse(found.passwordChangedAt) ? found : undefined;
           if (!user) {
             if (request.method === 'GET' || request.method === 'HEAD') {
               const next = path === '/admin' || path === '/admin/' ? '' : `?next=${encodeURIComponent(request.url)}`;

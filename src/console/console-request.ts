@@ -6,6 +6,8 @@ import type { ConsoleViews, PageFrame } from './console-views.ts';
 declare module 'fastify' {
   interface Session {
     userId?: number;
+    /** When the user signed in (epoch ms): a session older than their last password change opens nothing. */
+    signedInAt?: number;
     _csrf?: string;
     /** One notice shown on the next page (after a redirect), then dropped. */
     flash?: { tone: 'ok' | 'error'; text: string };
@@ -58,7 +60,8 @@ export function fields(form: Form | undefined, name: string): string[] {
 
 /** A positive whole number in a URL; NotFound-like InputError otherwise. */
 export function idParam(text: string, what: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new InputError(`${what}: expected a positive whole number, got "${text.slice(0, 40)}"`);
+  // Below 2^31: ids are 32-bit integers in Postgres, and a larger one would be a database error, not a 404.
+  if (!/^[1-9][0-9]{0,9}$/.test(text) || Number(text) > 2 ** 31 - 1) throw new InputError(`${what}: expected a positive whole number below 2147483648, got "${text.slice(0, 40)}"`);
   return Number(text);
 }
 

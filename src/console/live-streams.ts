@@ -41,7 +41,7 @@ export class LiveStreams {
         if (!stopped) res.write(`data: ${JSON.stringify(data)}\n\n`);
       } catch (error) {
         request.log.warn({ err: error }, 'live stream read failed');
-        if (!stopped) res.write(`event: error\ndata: ${JSON.stringify({ message: (error as Error).message })}\n\n`);
+        if (!stopped) res.write(`event: error\ndata: ${JSON.stringify({ message: 'reading the progress failed; trying again' })}\n\n`);
       }
       if (!stopped) timer = setTimeout(() => void tick(), intervalMs);
     };

@@ -27,16 +27,21 @@ export function registerLoginRoutes(admin: FastifyInstance, context: ConsoleCont
       reply.header('Retry-After', String(Math.ceil(waitMs / 1000)));
       return again(429, `Too many failed sign-ins. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`);
     }
+    // Counted before the password is checked (argon2 takes a while): parallel guesses each find the
+    // ones before them already counted. A right password takes its count back.
+    failures.accounts.record(account);
+    failures.clients.record(client);
     const user = await app.users.authenticate(email, password);
     if (!user) {
-      failures.accounts.record(account);
-      failures.clients.record(client);
       request.log.info({ client }, 'console sign-in refused');
       return again(401, WRONG);
     }
+    failures.accounts.forgive(account);
+    failures.clients.forgive(client);
     // A new session id at sign-in: an id planted before (session fixation) never becomes a signed-in one.
     await request.session.regenerate();
     request.session.userId = user.id;
+    request.session.signedInAt = app.now().getTime();
     const zone = field(request.body, 'zone');
     if (!user.timeZone && zone) await app.users.setTimeZone(user.id, zone).catch(() => undefined);
     request.log.info({ user: user.id }, 'console sign-in');

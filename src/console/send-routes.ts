@@ -48,6 +48,8 @@ export function registerSendRoutes(admin: FastifyInstance, context: ConsoleConte
   admin.post<Id>('/editions/:id/send', async (request, reply) => {
     const id = idParam(request.params.id, 'edition');
     const result = await app.editions.send(id);
+    // Sent now, it must not be sent again when its schedule comes.
+    await app.schedules.cancelOneOffsOf(id);
     request.log.info({ edition: id, added: result.added, user: request.consoleUser?.id }, 'send started from the console');
     return kit.redirect(request, reply, back(id), { tone: 'ok', text: `Sending to ${count(result.added, 'subscriber')}: ${count(result.queued, 'message')} waiting for a worker.` });
   });
@@ -135,7 +137,7 @@ export function registerSendRoutes(admin: FastifyInstance, context: ConsoleConte
     const lines =
       edition.status === 'draft'
         ? ['The draft will never be sent (a schedule for it is cancelled too). This cannot be undone.']
-        : [`${count(report.queued, 'message')} not sent yet will be skipped; the ${count(report.sent, 'reader')} who got it keep it. This cannot be undone.`];
+        : [`${count(report.queued, 'message')} not sent yet will be skipped (a worker may still send the few it is holding); the ${count(report.sent, 'reader')} who got it keep it. This cannot be undone.`];
     return confirm(request, reply, id, { heading: `Cancel edition ${id}?`, lines, action: `/admin/editions/${id}/cancel`, button: 'Cancel the edition', danger: true });
   });
 
@@ -144,9 +146,7 @@ export function registerSendRoutes(admin: FastifyInstance, context: ConsoleConte
     const who = request.consoleUser?.email ?? 'an editor';
     await app.editions.cancel(id, `cancelled by ${who} in the console`);
     // A one-off schedule of a cancelled edition would only fail when it fires.
-    for (const schedule of await app.schedules.list()) {
-      if (schedule.kind === 'one-off' && schedule.status === 'active' && schedule.edition_id === id) await app.schedules.cancel(schedule.id);
-    }
+    await app.schedules.cancelOneOffsOf(id);
     return kit.redirect(request, reply, back(id), { tone: 'ok', text: `Edition ${id} is cancelled.` });
   });
 }

@@ -12,6 +12,9 @@ export interface SessionRecords {
   prune(now: Date): Promise<number>;
 }
 
+/** How long a session nobody signed in to is kept: long enough to fill in the sign-in form. */
+export const ANONYMOUS_IDLE_MS = 30 * 60_000;
+
 type Callback<T> = (error: Error | null, value?: T) => void;
 
 /**
@@ -34,7 +37,10 @@ export function sessionStore(records: () => Promise<SessionRecords>, options: { 
           const store = await records();
           const now = options.now();
           const userId = (session as { userId?: unknown }).userId;
-          await store.save(hashOf(sessionId), typeof userId === 'number' ? userId : null, JSON.stringify(session), new Date(now.getTime() + options.idleMs));
+          const signedIn = typeof userId === 'number';
+          // A visitor who only opened the sign-in page needs their CSRF secret for minutes, not for 12 hours.
+          const idleMs = signedIn ? options.idleMs : Math.min(options.idleMs, ANONYMOUS_IDLE_MS);
+          await store.save(hashOf(sessionId), signedIn ? userId : null, JSON.stringify(session), new Date(now.getTime() + idleMs));
           // Now and then, not on every request: lapsed sessions cost only disk until then.
           if (++saves % 200 === 1) await store.prune(now);
         })(),

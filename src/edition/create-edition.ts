@@ -75,14 +75,14 @@ export async function reviseDraft(
     edition.kind === 'story'
       ? { list: edition.listSlug, story: edition.storySlugs[0], subject, preheader }
       : { list: edition.listSlug, digest: true, stories: edition.storySlugs, subject, preheader };
-  const rendered = await renderEdition({ ...deps, publishedOnly: false }, request);
+  const rendered = await renderEdition(deps, request);
   const compiled = withEditionId(rendered.compiled, edition.id);
   if (!(await deps.editions.replaceDraft(edition.id, compiled))) throw new InputError(`edition ${edition.id} is no longer a draft: it was not changed`);
 }
 
 /** The stories an edition takes and its render, checked by the preflight. */
 async function renderEdition(
-  deps: { content: Content; templates: EmailTemplates; editions: EditionRecords; now: Date; publications?: StoryPublications; publishedOnly?: boolean },
+  deps: { content: Content; templates: EmailTemplates; editions: EditionRecords; now: Date; publications?: StoryPublications },
   request: EditionRequest,
 ): Promise<{ list: MailingList; kind: EditionKind; stories: Story[]; compiled: CompiledEdition }> {
   const { content, now } = deps;
@@ -90,8 +90,8 @@ async function renderEdition(
   if (!list) throw new NotFoundError(`no list "${request.list}" (known: ${content.site.lists.map((l) => l.slug).join(', ')})`);
   if (!!request.story === !!request.digest) throw new InputError('choose --story SLUG or --digest');
   const published = publishedStories(content, now);
-  // A draft being revised keeps its stories even if one has since been unpublished: the editor sees it in the preflight.
-  const sendable = (story: Story) => deps.publishedOnly === false || published.includes(story);
+  // A draft being revised is refused too when one of its stories has since been unpublished, naming it.
+  const sendable = (story: Story) => published.includes(story);
   let stories: Story[];
   if (request.story) {
     stories = [pickStory(content, request.story, sendable)];

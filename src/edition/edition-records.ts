@@ -22,6 +22,8 @@ export interface EditionRecords {
   /** Stores a new draft; `withId` makes the final render from its id in the same transaction. */
   insert(edition: NewEdition, now: Date, withId?: (id: number) => CompiledEdition): Promise<number>;
   find(id: number): Promise<Edition | undefined>;
+  /** A draft starts sending; false when it is no longer a draft (cancelled meanwhile, or another send began). */
+  startSending(id: number, now: Date): Promise<boolean>;
   /** Replaces a draft's render (a new subject or preheader); false when it is no longer a draft. */
   replaceDraft(id: number, compiled: CompiledEdition): Promise<boolean>;
   /**

@@ -136,7 +136,10 @@ export function editionUseCases(deps: EditionUseCaseDeps): EditionUseCases {
       // Held first, as for a pause: no worker takes another of its messages once it is cancelled.
       const queue = await deps.queue();
       await queue.hold(id, true);
-      if (!(await (await deps.editions()).cancel(id, reason, deps.now()))) throw new InputError(`edition ${id} finished meanwhile: nothing to cancel`);
+      if (!(await (await deps.editions()).cancel(id, reason, deps.now()))) {
+        await queue.hold(id, false);
+        throw new InputError(`edition ${id} finished meanwhile: nothing to cancel`);
+      }
       return find(id);
     },
     async sample(id) {

@@ -49,9 +49,17 @@ export async function enqueueEdition(
   if (edition.status === 'cancelled') throw new InputError(`edition ${editionId} was cancelled: it cannot be sent (make a new edition instead)`);
   const problems = preflight(edition.compiled, edition.storySlugs.length, edition.kind);
   if (problems.length > 0) throw new InputError(`edition ${editionId} fails the preflight check:\n- ${problems.join('\n- ')}`);
+  // Conditional, so a cancel that lands between the read above and here is never undone.
+  if (edition.status === 'draft' && !(await editions.startSending(editionId, deps.now()))) {
+    const now = (await editions.find(editionId))?.status ?? 'gone';
+    if (now !== 'sending') throw new InputError(`edition ${editionId} is ${now} now: it was not sent`);
+  }
   const resumed = edition.status === 'paused' && (await editions.resume(editionId, 'operator'));
+  // A paused edition cancelled meanwhile keeps its jobs held.
+  if (edition.status === 'paused' && !resumed && (await editions.find(editionId))?.status === 'cancelled') {
+    throw new InputError(`edition ${editionId} was cancelled: it cannot be sent (make a new edition instead)`);
+  }
   await queue.hold(editionId, false);
-  if (edition.status === 'draft') await editions.setStatus(editionId, 'sending', deps.now());
   const alreadySent = edition.audienceClosedAt !== null;
   let added = 0;
   let enqueued = 0;

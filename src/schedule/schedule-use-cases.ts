@@ -44,6 +44,8 @@ export interface ScheduleUseCases {
   /** Cancels a schedule: every running scheduler stops firing it within seconds. */
   cancel(id: string | number): Promise<{ schedule: Schedule; view: ScheduleView }>;
   /** The next `count` fire times of one schedule, or of every active one. */
+  /** Cancels the active one-off schedules of an edition (sent now, or cancelled, it must not fire later); their ids. */
+  cancelOneOffsOf(editionId: number): Promise<number[]>;
   next(id: string | number | undefined, count: number): Promise<{ schedule: Schedule; fires: UpcomingFire[] }[]>;
   /** Sends newly published stories for every on-publish schedule now. */
   checkOnPublish(): Promise<{ checked: number; sent: number }>;
@@ -85,6 +87,12 @@ export function scheduleUseCases(deps: ScheduleUseCaseDeps): ScheduleUseCases {
       const fire = await deps.fireDeps();
       const schedule = await cancelSchedule({ schedules: fire.schedules, now: fire.now() }, scheduleId(id));
       return { schedule, view: await scheduleView(fire.schedules, schedule, fire.now()) };
+    },
+    async cancelOneOffsOf(editionId) {
+      const fire = await deps.fireDeps();
+      const mine = (await fire.schedules.list('active')).filter((s) => s.kind === 'one-off' && s.editionId === editionId);
+      for (const schedule of mine) await cancelSchedule({ schedules: fire.schedules, now: fire.now() }, schedule.id);
+      return mine.map((s) => s.id);
     },
     async next(id, count) {
       const fire = await deps.fireDeps();

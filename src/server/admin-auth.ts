@@ -54,13 +54,15 @@ export async function checkAdminAccess(access: ApiAccess, request: FastifyReques
     request.apiActor = { user: undefined, role: 'admin', name: 'GAZETTE_ADMIN_TOKEN' };
     return undefined;
   }
+  // Only a presented bearer token is a guess; counting bare requests would let any crawler of /api lock the admin out.
+  // Counted before the lookup, so parallel guesses cannot all pass the check above; a right token takes it back.
+  if (match) failures.record(client);
   const user = match ? await access.userForToken(given) : undefined;
   if (user) {
+    failures.forgive(client);
     request.apiActor = { user, role: user.role, name: user.email };
     return undefined;
   }
-  // Only a presented bearer token is a guess; counting bare requests would let any crawler of /api lock the admin out.
-  if (match) failures.record(client);
   return reply
     .status(401)
     .header('WWW-Authenticate', match ? 'Bearer realm="gazette", error="invalid_token"' : 'Bearer realm="gazette"')

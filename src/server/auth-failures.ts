@@ -51,6 +51,14 @@ export class AuthFailures {
     }
   }
 
+  /**
+   * Takes back the newest attempt counted for `client`: callers that must wait before they know the
+   * answer count the attempt first (so parallel attempts cannot all pass the check) and forgive it on success.
+   */
+  forgive(client: string): void {
+    this.failures.get(client)?.pop();
+  }
+
   /** How many clients are remembered (for tests and metrics). */
   get size(): number {
     return this.failures.size;

@@ -69,6 +69,7 @@ export function registerEditionApi(server: FastifyInstance, context: ServerConte
       api.post<Id & Body>('/:id/send', async (request) => {
         const fields = request.body === undefined || request.body === null ? {} : objectBody(request.body, ['include_new']);
         const result = await app.editions.send(editionId(request.params.id), { includeNew: optionalFlag(fields, 'include_new') });
+        await app.schedules.cancelOneOffsOf(result.editionId);
         request.log.info({ edition: result.editionId, added: result.added, by: request.apiActor?.name }, 'send started through the API');
         return result;
       });
@@ -77,7 +78,11 @@ export function registerEditionApi(server: FastifyInstance, context: ServerConte
 
       api.post<Id>('/:id/pause', async (request) => editionJson(await app.editions.pause(editionId(request.params.id), `paused by ${request.apiActor?.name ?? 'the API'}: POST /api/editions/${request.params.id}/resume resumes it`)));
 
-      api.post<Id>('/:id/cancel', async (request) => editionJson(await app.editions.cancel(editionId(request.params.id), `cancelled by ${request.apiActor?.name ?? 'the API'}`)));
+      api.post<Id>('/:id/cancel', async (request) => {
+        const edition = await app.editions.cancel(editionId(request.params.id), `cancelled by ${request.apiActor?.name ?? 'the API'}`);
+        await app.schedules.cancelOneOffsOf(edition.id);
+        return editionJson(edition);
+      });
     },
     { prefix: '/api/editions' },
   );
@@ -104,6 +109,6 @@ function editionJson(edition: Edition) {
 }
 
 function editionId(text: string): number {
-  if (!/^[1-9][0-9]{0,9}$/.test(text)) throw new InputError(`edition: expected an edition id, got "${text.slice(0, 40)}"`);
+  if (!/^[1-9][0-9]{0,9}$/.test(text) || Number(text) > 2 ** 31 - 1) throw new InputError(`edition: expected an edition id, got "${text.slice(0, 40)}"`);
   return Number(text);
 }

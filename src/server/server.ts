@@ -123,7 +123,7 @@ export async function buildServer(app: App, options: ServerOptions = {}): Promis
 
 /** A URL with the value of every token= parameter replaced, for logs. */
 export function withoutTokens(url: string): string {
-  return url.replace(/([?&]token=)[^&#]*/gi, '$1…');
+  return url.replace(/([?&](?:token|_csrf)=)[^&#]*/gi, '$1…');
 }
 
 /** True when the client wants JSON rather than a page: machines' routes (/api, /webhooks) always do. */

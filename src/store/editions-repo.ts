@@ -88,6 +88,16 @@ export class EditionsRepo implements EditionRecords {
     return row && decode(row);
   }
 
+  async startSending(id: number, now: Date): Promise<boolean> {
+    const result = await this.db
+      .updateTable('editions')
+      .set({ status: 'sending', enqueued_at: now.toISOString(), completed_at: null, last_error: null })
+      .where('id', '=', id)
+      .where('status', '=', 'draft')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) > 0;
+  }
+
   async replaceDraft(id: number, compiled: CompiledEdition): Promise<boolean> {
     const result = await this.db
       .updateTable('editions')

@@ -164,4 +164,35 @@ describe('the console gate', () => {
     expect(res.statusCode).toBe(303);
     expect(res.cookies.find((c) => c.name === SESSION_COOKIE)).toMatchObject({ secure: true, httpOnly: true, sameSite: 'Strict' });
   });
+
+  it('counts parallel guesses as they come: a burst gets no more tries than the limit', async () => {
+    const { t } = await consoleServer();
+    await t.app.users.add({ email: 'ann@example.com', password: TEST_PASSWORD });
+    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => tryLogin(t.server, 'ann@example.com', `guess number ${i}`)));
+    const statuses = answers.map((a) => a.statusCode).sort();
+    expect(statuses.filter((s) => s === 401)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(5);
+  });
+
+  it('refuses a session written back after its password was reset (a request that was in flight)', async () => {
+    const { t, advance } = await consoleServer();
+    const session = await signIn(t.server, t.app, 'ann@example.com');
+    const db = (await t.app.adapters.store()).db;
+    const [row] = await db.selectFrom('console_sessions').selectAll().where('user_id', 'is not', null).execute();
+    advance(1000);
+    await t.app.users.resetPassword('ann@example.com', 'a brand new passphrase');
+    await db.insertInto('console_sessions').values(row!).execute();
+    const after = await session.get('/admin');
+    expect(after.statusCode).toBe(303);
+    expect(after.headers.location).toBe('/admin/login');
+  });
+
+  it('keeps a session nobody signed in to for 30 minutes only', async () => {
+    const { t, advance } = await consoleServer();
+    await t.app.users.add({ email: 'ann@example.com', password: TEST_PASSWORD });
+    const { cookie, csrf } = await loginPage(t.server);
+    advance(31 * 60_000);
+    const late = await t.server.inject({ method: 'POST', url: '/admin/login', headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' }, payload: formBody({ email: 'ann@example.com', password: TEST_PASSWORD, _csrf: csrf }) });
+    expect(late.statusCode).toBe(403);
+  });
 });
