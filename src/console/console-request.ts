@@ -65,6 +65,14 @@ export function idParam(text: string, what: string): number {
   return Number(text);
 }
 
+/** Whether the request's session is still a signed-in one: in the store (not signed out), and its user still there. */
+export async function stillSignedIn(request: FastifyRequest, findUser: (id: number) => Promise<unknown>): Promise<boolean> {
+  const { userId, sessionId } = request.session;
+  if (userId === undefined) return false;
+  const stored = await new Promise<unknown>((resolve, reject) => request.sessionStore.get(sessionId, (error, session) => (error ? reject(error as Error) : resolve(session))));
+  return stored !== null && stored !== undefined && (await findUser(userId)) !== undefined;
+}
+
 /** The zone the user sees times in: their own, else UTC. */
 export function zoneOf(request: FastifyRequest): string {
   return request.consoleUser?.timeZone ?? 'UTC';

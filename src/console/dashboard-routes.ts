@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { App } from '../app.ts';
 import { ContentError, formatContentIssue } from '../errors.ts';
 import type { ConsoleContext } from './console-plugin.ts';
-import { zoneOf } from './console-request.ts';
+import { stillSignedIn, zoneOf } from './console-request.ts';
 import { sendProgress, type SendProgress } from './live-streams.ts';
 
 /** A send that finished this recently still shows on the dashboard, so its bar is seen reaching the end. */
@@ -36,7 +36,7 @@ export function registerDashboardRoutes(admin: FastifyInstance, context: Console
   });
 
   admin.get('/live', async (request, reply) => {
-    live.stream(request, reply, async () => ({ sends: await currentSends(app) }));
+    live.stream(request, reply, async () => ({ sends: await currentSends(app) }), () => stillSignedIn(request, (id) => app.users.findById(id)));
     return reply;
   });
 }

@@ -3,7 +3,7 @@ import { GazetteError, InputError } from '../errors.ts';
 import { publishedStories } from '../model/content.ts';
 import { AUDIENCES, type Audience, type Edition } from '../model/edition.ts';
 import type { ConsoleContext } from './console-plugin.ts';
-import { field, fields, idParam, zoneOf, type Form } from './console-request.ts';
+import { field, fields, idParam, stillSignedIn, zoneOf, type Form } from './console-request.ts';
 import { sendProgress } from './live-streams.ts';
 import { sendFrame } from './preview-frames.ts';
 import { registerSendRoutes } from './send-routes.ts';
@@ -72,7 +72,7 @@ export function registerEditionRoutes(admin: FastifyInstance, context: ConsoleCo
   admin.get<Id>('/editions/:id/live', async (request, reply) => {
     const id = idParam(request.params.id, 'edition');
     await app.editions.find(id);
-    live.stream(request, reply, async () => ({ sends: [sendProgress(await app.editions.status(id))] }));
+    live.stream(request, reply, async () => ({ sends: [sendProgress(await app.editions.status(id))] }), () => stillSignedIn(request, (userId) => app.users.findById(userId)));
     return reply;
   });
 

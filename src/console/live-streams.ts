@@ -4,6 +4,8 @@ import { durationText } from './console-views.ts';
 
 /** How often a stream sends a fresh reading. */
 export const LIVE_INTERVAL_MS = 1000;
+/** Readings between checks that the viewer is still signed in. */
+const RECHECK_EVERY = 15;
 
 /**
  * Server-Sent Events streams: each sends what `read` returns now, then again every interval, until the
@@ -12,7 +14,11 @@ export const LIVE_INTERVAL_MS = 1000;
 export class LiveStreams {
   private readonly open = new Set<() => void>();
 
-  stream(request: FastifyRequest, reply: FastifyReply, read: () => Promise<unknown>, intervalMs = LIVE_INTERVAL_MS): void {
+  /**
+   * `allowed` is asked again every RECHECK_EVERY readings: a stream ends soon after its viewer signs
+   * out, is removed or has their password reset, as their pages would.
+   */
+  stream(request: FastifyRequest, reply: FastifyReply, read: () => Promise<unknown>, allowed: () => Promise<boolean>, intervalMs = LIVE_INTERVAL_MS): void {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -35,7 +41,9 @@ export class LiveStreams {
     request.raw.on('close', stop);
     // The browser waits this long before reconnecting after a drop.
     res.write('retry: 3000\n\n');
+    let ticks = 0;
     const tick = async () => {
+      if (++ticks % RECHECK_EVERY === 0 && !(await allowed().catch(() => false))) return stop();
       try {
         const data = await read();
         if (!stopped) res.write(`data: ${JSON.stringify(data)}\n\n`);
