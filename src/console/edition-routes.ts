@@ -76,7 +76,7 @@ export function registerEditionRoutes(admin: FastifyInstance, context: ConsoleCo
     return reply;
   });
 
-  registerSendRoutes(admin, context, (request, reply, id, flash, status) => editionPage(context, request, reply, id, flash, status));
+  registerSendRoutes(admin, context, (request, reply, id, flash, status, typed) => editionPage(context, request, reply, id, flash, status, typed));
 }
 
 interface TypedEdition {
@@ -112,12 +112,16 @@ async function newEditionForm(context: ConsoleContext, request: FastifyRequest, 
 }
 
 /** The edition's page: what it is, its previews and preflight, and what can be done with it now. */
-async function editionPage(context: ConsoleContext, request: FastifyRequest, reply: FastifyReply, id: number, flash?: { tone: 'ok' | 'error'; text: string }, status = 200): Promise<FastifyReply> {
+async function editionPage(context: ConsoleContext, request: FastifyRequest, reply: FastifyReply, id: number, flash?: { tone: 'ok' | 'error'; text: string }, status = 200, typed: Record<string, string> = {}): Promise<FastifyReply> {
   const { app, kit } = context;
   const edition = await app.editions.find(id);
   const [sample, problems, report, schedules] = await Promise.all([app.editions.sample(id), app.editions.preflight(id), app.editions.status(id), app.schedules.list()]);
   const schedule = schedules.find((s) => s.kind === 'one-off' && s.status === 'active' && s.edition_id === id);
   const zone = zoneOf(request);
+  // A schedule refused is shown again as it was typed (its confirmation sends it back here in the query).
+  const query = request.query as Record<string, unknown>;
+  const asked = (name: string) => (typeof query[name] === 'string' ? (query[name] as string) : undefined);
+  const scheduleZone = asked('zone') || zone;
   const progress = sendProgress(report);
   const took = edition.enqueuedAt && edition.completedAt ? (Date.parse(edition.completedAt) - Date.parse(edition.enqueuedAt)) / 1000 : undefined;
   if (flash) request.session.flash = flash;
@@ -133,7 +137,10 @@ async function editionPage(context: ConsoleContext, request: FastifyRequest, rep
     live: edition.status === 'sending' || edition.status === 'paused' || schedule !== undefined ? `/admin/editions/${id}/live` : undefined,
     schedule,
     zone,
-    zones: timeZoneOptions(zone),
+    zones: timeZoneOptions(scheduleZone),
+    asked: { date: asked('date') ?? '', time: asked('time') ?? '', to: typed.to ?? '' },
+    subjectLength: [...edition.subject].length,
+    longSubject: [...edition.subject].length > 70,
   }, status);
 }
 

@@ -8,9 +8,10 @@ const WRONG = 'That email and password do not match an account.';
 export function registerLoginRoutes(admin: FastifyInstance, context: ConsoleContext): void {
   const { app, kit, failures } = context;
 
-  admin.get<{ Querystring: { next?: string } }>('/login', async (request, reply) => {
+  admin.get<{ Querystring: { next?: string; signed_out?: string } }>('/login', async (request, reply) => {
     if (request.session.userId !== undefined && (await app.users.findById(request.session.userId))) return reply.redirect(safeNext(request.query.next), 303);
-    return kit.page(request, reply, 'login', { title: 'Sign in' }, { next: safeNext(request.query.next), insecure: insecureProblem(context, request) });
+    const signedOut = request.query.signed_out === '1';
+    return kit.page(request, reply, 'login', { title: 'Sign in' }, { next: safeNext(request.query.next), insecure: insecureProblem(context, request), signedOut });
   });
 
   admin.post<{ Body: Form; Querystring: { next?: string } }>('/login', async (request, reply) => {
@@ -50,7 +51,7 @@ export function registerLoginRoutes(admin: FastifyInstance, context: ConsoleCont
 
   admin.post('/logout', async (request, reply) => {
     await request.session.destroy();
-    return reply.redirect('/admin/login', 303);
+    return reply.redirect('/admin/login?signed_out=1', 303);
   });
 }
 

@@ -44,15 +44,12 @@ export function registerScheduleRoutes(admin: FastifyInstance, context: ConsoleC
     return newPage(request, reply, { oneOff: { values: { edition } } }, 200);
   });
 
+  // A one-off goes through the edition's own confirmation, which says how many it reaches and when in each zone.
   admin.post<{ Body: Form }>('/schedules/one-off', async (request, reply) => {
     const values = valuesOf(request.body, 'oneOff');
-    return attempt(request, reply, 'oneOff', values, () => {
-      if (!values.edition) throw new InputError('edition: choose a draft edition');
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(values.date!)) throw new InputError(`date: expected a date such as 2026-12-07, got "${values.date!.slice(0, 20)}"`);
-      if (!/^\d{2}:\d{2}(:\d{2})?$/.test(values.time!)) throw new InputError(`time: expected a 24-hour time such as 07:00, got "${values.time!.slice(0, 20)}"`);
-      if (!values.zone) throw new InputError('time zone: choose the zone the date and time are in');
-      return { edition: values.edition, at: `${values.date}T${values.time}[${values.zone}]`, allowDuplicate: values.allow_duplicate === 'on' };
-    });
+    if (!/^[1-9][0-9]{0,9}$/.test(values.edition ?? '')) return newPage(request, reply, { oneOff: { values, error: 'edition: choose a draft edition' } }, 400);
+    const asked = new URLSearchParams({ date: values.date ?? '', time: values.time ?? '', zone: values.zone ?? '' });
+    return reply.redirect(`/admin/editions/${values.edition}/schedule?${asked.toString()}`, 303);
   });
 
   admin.post<{ Body: Form }>('/schedules/recurring', async (request, reply) => {
@@ -136,8 +133,8 @@ export function registerScheduleRoutes(admin: FastifyInstance, context: ConsoleC
     const defaultZone = request.consoleUser?.timeZone ?? content.site.timezone;
     const lists = content.site.lists.map((l) => ({ value: l.slug, label: `${l.name} (${l.slug})` }));
     const drafts = editions.filter((e) => e.status === 'draft').map((e) => ({ value: String(e.id), label: `#${e.id} ${e.subject} (${e.listSlug}, ${e.audience})` }));
-    const oneOff = { values: { zone: defaultZone }, ...states.oneOff };
-    const recurring = { values: { mode: 'weekly', weekday: '1', time: '07:00', zone: defaultZone, audience: 'all', list: lists[0]?.value ?? '' }, ...states.recurring };
+    const oneOff = { ...states.oneOff, values: { zone: defaultZone, ...states.oneOff?.values } };
+    const recurring = { ...states.recurring, values: { mode: 'weekly', weekday: '1', time: '07:00', zone: defaultZone, audience: 'all', list: lists[0]?.value ?? '', ...states.recurring?.values } };
     const onPublish = { values: {}, ...states.onPublish };
     const v = (state: { values: Record<string, string> }, name: string) => state.values[name] ?? '';
     return kit.page(request, reply, 'schedule-new', frame('New schedule'), {

@@ -2,11 +2,32 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InputError } from '../errors.ts';
 import { parseInstant } from '../schedule/parse-instant.ts';
 import type { ConsoleContext } from './console-plugin.ts';
-import { field, idParam, type Form } from './console-request.ts';
+import { field, idParam, zoneOf, type Form } from './console-request.ts';
 import { wallClock } from './console-views.ts';
 
 type Id = { Params: { id: string } };
-type EditionPage = (request: FastifyRequest, reply: FastifyReply, id: number, flash?: { tone: 'ok' | 'error'; text: string }, status?: number) => Promise<FastifyReply>;
+
+/** The day, time and zone a schedule form sends, as typed. */
+interface ScheduleAsked extends Record<string, string> {
+  date: string;
+  time: string;
+  zone: string;
+}
+
+function scheduleAsked(form: Form | undefined): ScheduleAsked {
+  return { date: field(form, 'date') ?? '', time: field(form, 'time') ?? '', zone: field(form, 'zone') ?? '' };
+}
+
+/** The instant asked for; InputError naming the field when it is missing, not a time, or past. */
+function checkScheduleAsked(asked: ScheduleAsked, now: Date): Date {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(asked.date)) throw new InputError('day: choose the day to send it on');
+  if (!/^\d{2}:\d{2}(:\d{2})?$/.test(asked.time)) throw new InputError('time: choose the time to send it at (HH:MM)');
+  if (!asked.zone) throw new InputError('time zone: choose the zone the time is in');
+  const instant = parseInstant(`${asked.date}T${asked.time}[${asked.zone}]`);
+  if (instant.getTime() <= now.getTime()) throw new InputError(`${asked.date} ${asked.time} in ${asked.zone} is in the past: choose a later time`);
+  return instant;
+}
+type EditionPage = (request: FastifyRequest, reply: FastifyReply, id: number, flash?: { tone: 'ok' | 'error'; text: string }, status?: number, typed?: Record<string, string>) => Promise<FastifyReply>;
 
 const count = (n: number, one: string, many = `${one}s`) => `${n.toLocaleString('en')} ${n === 1 ? one : many}`;
 
@@ -29,13 +50,16 @@ export function registerSendRoutes(admin: FastifyInstance, context: ConsoleConte
       return kit.redirect(request, reply, back(id), { tone: 'ok', text: `Test sent to ${sent.to.join(', ')} (through ${sent.transport}).` });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
-      return editionPage(request, reply, id, { tone: 'error', text: `No test was sent: ${error.message}` }, 400);
+      return editionPage(request, reply, id, { tone: 'error', text: `No test was sent: ${error.message}` }, 400, { to: field(request.body, 'to') ?? '' });
     }
   });
 
   admin.get<Id>('/editions/:id/send', async (request, reply) => {
     const id = idParam(request.params.id, 'edition');
     const edition = await app.editions.find(id);
+    if (edition.status !== 'draft') {
+      return kit.redirect(request, reply, back(id), { tone: 'error', text: `Edition ${id} is ${edition.status}: it has been sent already (resume, retry or cancel it here).` });
+    }
     const audience = await app.editions.audienceSize(id);
     return confirm(request, reply, id, {
       heading: `Send edition ${id} now?`,
@@ -54,45 +78,55 @@ export function registerSendRoutes(admin: FastifyInstance, context: ConsoleConte
     return kit.redirect(request, reply, back(id), { tone: 'ok', text: `Sending to ${count(result.added, 'subscriber')}: ${count(result.queued, 'message')} waiting for a worker.` });
   });
 
+  // The confirmation is a GET (it changes nothing), so Back and reload work and the form keeps what was typed.
+  admin.get<Id & { Querystring: Form }>('/editions/:id/schedule', async (request, reply) => {
+    const id = idParam(request.params.id, 'edition');
+    const asked = scheduleAsked(request.query);
+    try {
+      const instant = checkScheduleAsked(asked, app.now());
+      const edition = await app.editions.find(id);
+      const audience = await app.editions.audienceSize(id);
+      const zone = zoneOf(request);
+      const lines = [
+        `“${edition.subject}” will go out on ${wallClock(instant, asked.zone)} ${asked.zone}${zone === asked.zone || zone === 'UTC' ? '' : ` (${wallClock(instant, zone)} ${zone}, your time)`}, which is ${instant.toISOString().slice(0, 16).replace('T', ' ')} UTC.`,
+        `That is ${count(audience, 'subscriber')} of the list ${edition.listSlug} as of now; anyone who joins before then gets it too.`,
+      ];
+      // Two sends to one list within the hour would reach the same readers twice.
+      for (const other of await app.schedules.list()) {
+        const next = other.next_fire ? Date.parse(other.next_fire.at) : NaN;
+        if (other.status === 'active' && other.list === edition.listSlug && other.edition_id !== id && Math.abs(next - instant.getTime()) <= 60 * 60_000) {
+          lines.push(`Careful: schedule ${other.id} (${other.kind === 'recurring' ? 'a recurring digest' : `edition ${other.edition_id}`}) also sends to ${edition.listSlug} at ${wallClock(new Date(next), asked.zone)} ${asked.zone}.`);
+        }
+      }
+      return confirm(request, reply, id, {
+        heading: `Schedule edition ${id}?`,
+        lines,
+        action: `/admin/editions/${id}/schedule`,
+        button: `Schedule for ${count(audience, 'subscriber')}`,
+        hidden: [
+          { name: 'date', value: asked.date },
+          { name: 'time', value: asked.time },
+          { name: 'zone', value: asked.zone },
+        ],
+      });
+    } catch (error) {
+      if (!(error instanceof InputError)) throw error;
+      return kit.redirect(request, reply, `${back(id)}?${new URLSearchParams(asked).toString()}#schedule-heading`, { tone: 'error', text: `Not scheduled: ${error.message}` });
+    }
+  });
+
   admin.post<Id & { Body: Form }>('/editions/:id/schedule', async (request, reply) => {
     const id = idParam(request.params.id, 'edition');
-    const date = field(request.body, 'date') ?? '';
-    const time = field(request.body, 'time') ?? '';
-    const zone = field(request.body, 'zone') ?? '';
+    const asked = scheduleAsked(request.body);
     try {
-      if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) throw new InputError('date: choose the day to send it on');
-      if (!/^\d{2}:\d{2}(:\d{2})?$/.test(time)) throw new InputError('time: choose the time to send it at (HH:MM)');
-      if (!zone) throw new InputError('time zone: choose the zone the time is in');
-      const at = `${date}T${time}[${zone}]`;
-      if (field(request.body, 'confirmed') !== 'yes') {
-        // Checked now, not after the editor confirmed: a time in the past is refused here and then.
-        const instant = parseInstant(at);
-        if (instant.getTime() <= app.now().getTime()) throw new InputError(`${date} ${time} in ${zone} is in the past: choose a later time`);
-        const edition = await app.editions.find(id);
-        const audience = await app.editions.audienceSize(id);
-        return confirm(request, reply, id, {
-          heading: `Schedule edition ${id}?`,
-          lines: [
-            `“${edition.subject}” will go out on ${wallClock(instant, zone)} ${zone} (${instant.toISOString().replace('.000Z', 'Z')} UTC).`,
-            `That is ${count(audience, 'subscriber')} of the list ${edition.listSlug} as of now; anyone who joins before then gets it too.`,
-          ],
-          action: `/admin/editions/${id}/schedule`,
-          button: `Schedule for ${count(audience, 'subscriber')}`,
-          hidden: [
-            { name: 'date', value: date },
-            { name: 'time', value: time },
-            { name: 'zone', value: zone },
-            { name: 'confirmed', value: 'yes' },
-          ],
-        });
-      }
-      const { schedule, view } = await app.schedules.add({ edition: id, at });
+      checkScheduleAsked(asked, app.now());
+      const { schedule, view } = await app.schedules.add({ edition: id, at: `${asked.date}T${asked.time}[${asked.zone}]` });
       request.log.info({ edition: id, schedule: schedule.id }, 'send scheduled from the console');
-      const when = view.next_fire ? `${wallClock(new Date(view.next_fire.at), zone)} ${zone}` : at;
+      const when = view.next_fire ? `${wallClock(new Date(view.next_fire.at), asked.zone)} ${asked.zone}` : asked.date;
       return kit.redirect(request, reply, back(id), { tone: 'ok', text: `Scheduled for ${when} (schedule ${schedule.id}).` });
     } catch (error) {
       if (!(error instanceof InputError)) throw error;
-      return editionPage(request, reply, id, { tone: 'error', text: `Not scheduled: ${error.message}` }, 400);
+      return kit.redirect(request, reply, `${back(id)}?${new URLSearchParams(asked).toString()}#schedule-heading`, { tone: 'error', text: `Not scheduled: ${error.message}` });
     }
   });
 

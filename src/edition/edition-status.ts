@@ -45,7 +45,9 @@ export async function editionStatus(
   const counts = await deps.deliveries.counts(id);
   const events = await deps.events.editionCounts(id);
   const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
-  const rate = progress.sentSince / 60;
+  // Over the last minute, or since the send (re)started when that is less: else a young send looks slow.
+  const sinceStart = edition.enqueuedAt ? (now.getTime() - Date.parse(edition.enqueuedAt)) / 1000 : 60;
+  const rate = progress.sentSince / Math.min(60, Math.max(1, sinceStart));
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
   // A resumed send restarts the clock: the later of the last delivery change and the (re)start.
   const lastChange = [progress.lastUpdate, edition.enqueuedAt].filter((t): t is string => t !== null).sort().pop() ?? null;

@@ -61,7 +61,7 @@ describe('gazette serve', () => {
     expect(stderr.split('\n').slice(0, 3)).toEqual([
       'links point at http://localhost:8080 (site.yaml base_url; BASE_URL overrides it)',
       `warning: links point at port 8080, but this server listens on port ${port}: set base_url in site.yaml to http://localhost:${port} so they reach it (BASE_URL=… works too, but only for the processes it is set for: \`gazette edition create\` in another terminal would still use site.yaml's)`,
-      "editors' console at http://localhost:8080/admin (no users yet: add the first with `gazette users add EMAIL --role admin`)",
+      `editors' console at http://localhost:${port}/admin (no users yet: add the first with \`gazette users add EMAIL --role admin\`)`,
     ]);
     const health = await fetch(`http://127.0.0.1:${port}/healthz`);
     expect(await health.json()).toEqual({ ok: true });

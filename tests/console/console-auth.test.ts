@@ -124,7 +124,8 @@ describe('the console gate', () => {
     expect((await session.get('/admin')).statusCode).toBe(200);
     const out = await session.post('/admin/logout');
     expect(out.statusCode).toBe(303);
-    expect(out.headers.location).toBe('/admin/login');
+    expect(out.headers.location).toBe('/admin/login?signed_out=1');
+    expect((await t.server.inject({ url: out.headers.location as string })).body).toContain('You are signed out.');
     const after = await session.get('/admin');
     expect(after.statusCode).toBe(303);
     expect(after.headers.location).toBe('/admin/login');

@@ -110,24 +110,27 @@ describe('editions in the console', () => {
 
   it('schedules a draft in a named zone after a confirmation that shows the count and both times', async () => {
     const { edition } = await t.app.editions.create({ list, digest: true });
-    const ask = await session.post(`/admin/editions/${edition.id}/schedule`, { date: '2026-12-07', time: '07:00', zone: 'Europe/Kyiv' });
+    const ask = await session.get(`/admin/editions/${edition.id}/schedule?date=2026-12-07&time=07:00&zone=Europe%2FKyiv`);
     expect(ask.statusCode).toBe(200);
-    expect(ask.body).toContain('Mon, 7 Dec 2026, 07:00 Europe/Kyiv (2026-12-07T05:00:00Z UTC)');
+    expect(ask.body).toContain('Mon, 7 Dec 2026, 07:00 Europe/Kyiv, which is 2026-12-07 05:00 UTC.');
     expect(ask.body).toContain('Schedule for 3 subscribers');
     expect(await t.app.schedules.list()).toHaveLength(0);
-    const done = await session.post(`/admin/editions/${edition.id}/schedule`, { date: '2026-12-07', time: '07:00', zone: 'Europe/Kyiv', confirmed: 'yes' });
+    // Another send to the list within the hour is pointed out.
+    await t.app.schedules.add({ list, cron: '30 7 * * 1', tz: 'Europe/Kyiv', digest: true });
+    expect((await session.get(`/admin/editions/${edition.id}/schedule?date=2026-12-07&time=07:00&zone=Europe%2FKyiv`)).body).toContain('Careful: schedule 1 (a recurring digest) also sends to');
+    const done = await session.post(`/admin/editions/${edition.id}/schedule`, { date: '2026-12-07', time: '07:00', zone: 'Europe/Kyiv' });
     expect(done.statusCode).toBe(303);
-    const [schedule] = await t.app.schedules.list();
+    const schedule = (await t.app.schedules.list()).find((s) => s.kind === 'one-off');
     expect(schedule).toMatchObject({ kind: 'one-off', edition_id: edition.id, at: '2026-12-07T05:00:00.000Z', timezone: 'Europe/Kyiv' });
     const page = await session.get(`/admin/editions/${edition.id}`);
     expect(page.body).toContain('Scheduled for Mon, 7 Dec 2026, 07:00 Europe/Kyiv');
     // Cancelling the edition cancels its schedule: it would only fail when it fired.
     await session.post(`/admin/editions/${edition.id}/cancel`);
-    expect((await t.app.schedules.list())[0]!.status).toBe('cancelled');
+    expect((await t.app.schedules.list()).find((s) => s.kind === 'one-off')!.status).toBe('cancelled');
     const past = await t.app.editions.create({ list, digest: true });
     const late = await session.post(`/admin/editions/${past.edition.id}/schedule`, { date: '2026-11-30', time: '07:00', zone: 'Europe/Kyiv' });
-    expect(late.statusCode).toBe(400);
-    expect(late.body).toContain('is in the past');
+    expect(late.statusCode).toBe(303);
+    expect((await session.get(late.headers.location as string)).body).toContain('is in the past');
   });
 
   it('lists stories with their states, and files left out with file:line and what is wrong', async () => {

@@ -57,14 +57,20 @@ describe('console schedule pages', () => {
     const siteZone = (await t.app.content()).site.timezone;
     expect(form.body).toContain(`<option value="${siteZone}" selected>`);
 
-    const created = await editor.post('/admin/schedules/one-off', { edition: String(edition), date: '2026-12-04', time: '07:00', zone: 'Europe/Kyiv' });
+    // The form leads to the edition's confirmation: the count and the time in the zone and in UTC, nothing stored yet.
+    const asked = await editor.post('/admin/schedules/one-off', { edition: String(edition), date: '2026-12-04', time: '07:00', zone: 'Europe/Kyiv' });
+    expect(asked.statusCode).toBe(303);
+    expect(asked.headers.location).toBe(`/admin/editions/${edition}/schedule?date=2026-12-04&time=07%3A00&zone=Europe%2FKyiv`);
+    const confirmation = await editor.get(asked.headers.location as string);
+    expect(confirmation.body).toContain('Fri, 4 Dec 2026, 07:00 Europe/Kyiv');
+    expect(confirmation.body).toContain('2026-12-04 05:00 UTC');
+    expect(await t.app.schedules.list()).toEqual([]);
+    const created = await editor.post(`/admin/editions/${edition}/schedule`, { date: '2026-12-04', time: '07:00', zone: 'Europe/Kyiv' });
     expect(created.statusCode).toBe(303);
     const [stored] = await t.app.schedules.list();
     expect(stored).toMatchObject({ kind: 'one-off', edition_id: edition, at: '2026-12-04T05:00:00.000Z', timezone: 'Europe/Kyiv' });
-    expect(created.headers.location).toBe(`/admin/schedules/${stored!.id}`);
 
-    const detail = await editor.get(created.headers.location as string);
-    expect(detail.body).toContain('next fire Fri, 4 Dec 2026, 07:00 Europe/Kyiv');
+    const detail = await editor.get(`/admin/schedules/${stored!.id}`);
     expect(detail.body).toContain('Fri, 4 Dec 2026, 07:00 Europe/Kyiv');
     expect(detail.body).toContain('Fri, 4 Dec 2026, 05:00 UTC');
     expect(detail.body).toContain(`href="/admin/editions/${edition}"`);
@@ -88,11 +94,14 @@ describe('console schedule pages', () => {
 
   it('refuses a one-off in the past with the reason, keeps the values and stores nothing', async () => {
     const edition = await draft();
-    const refused = await editor.post('/admin/schedules/one-off', { edition: String(edition), date: '2026-11-30', time: '07:00', zone: 'Europe/Kyiv' });
-    expect(refused.statusCode).toBe(400);
-    expect(refused.body).toContain('is in the past');
-    expect(refused.body).toContain('value="2026-11-30"');
-    expect(refused.body).toContain('<option value="Europe/Kyiv" selected>');
+    const asked = await editor.post('/admin/schedules/one-off', { edition: String(edition), date: '2026-11-30', time: '07:00', zone: 'Europe/Kyiv' });
+    const refused = await editor.get(asked.headers.location as string);
+    expect(refused.statusCode).toBe(303);
+    // Back on the edition's page, with the reason and the form as typed.
+    const page = await editor.get(refused.headers.location as string);
+    expect(page.body).toContain('is in the past');
+    expect(page.body).toContain('value="2026-11-30"');
+    expect(page.body).toContain('<option value="Europe/Kyiv" selected>');
     expect(await t.app.schedules.list()).toEqual([]);
   });
 

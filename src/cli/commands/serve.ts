@@ -111,10 +111,10 @@ async function describeLinks(app: App, port: number): Promise<string> {
   if (baseUrl === undefined) return 'links: content/ does not load yet, so neither does site.yaml base_url (the site answers 503 until it is fixed)\n';
   const source = app.config.baseUrl !== undefined ? 'BASE_URL, over site.yaml base_url' : 'site.yaml base_url; BASE_URL overrides it';
   const warning = baseUrlWarning(baseUrl, port);
-  return `links point at ${baseUrl} (${source})\n${warning ? `warning: ${warning}\n` : ''}${await consoleLine(app, baseUrl)}`;
+  return `links point at ${baseUrl} (${source})\n${warning ? `warning: ${warning}\n` : ''}${await consoleLine(app, warning ? `http://localhost:${port}` : baseUrl)}`;
 }
 
-/** Where the editors' console is, and how to make its first user when there is none. */
+/** Where the editors' console is (this server, when the links point elsewhere), and how to make its first user when there is none. */
 async function consoleLine(app: App, baseUrl: string): Promise<string> {
   const users = await app.users.list().catch(() => undefined);
   const first = users?.length === 0 ? ' (no users yet: add the first with `gazette users add EMAIL --role admin`)' : '';
