@@ -146,9 +146,13 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
+/** Runs `main` when the file at `moduleUrl` is the script node was started with (not when it is imported). */
+export function runIfMain(moduleUrl: string, main: () => Promise<void>): void {
+  if (!process.argv[1] || moduleUrl !== pathToFileURL(path.resolve(process.argv[1])).href) return;
   main().catch((error: unknown) => {
     console.error(error);
     process.exitCode = 1;
   });
 }
+
+runIfMain(import.meta.url, main);

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,15 +5,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp, type App } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
+import { gazette, type Finished } from '../helpers/cli.ts';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CONTENT_DIR = fileURLToPath(new URL('../../content', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 interface ListedUser {
   id: number;
@@ -48,26 +41,14 @@ function env(): Record<string, string> {
 }
 
 /** Runs `gazette users …` in a child process over the throwaway data folder; `stdin`, when given, is piped in. */
-function users(args: string[], stdin?: string): Promise<Run> {
+function users(args: string[], stdin?: string): Promise<Omit<Finished, 'signal'>> {
   return run(['users', ...args], stdin);
 }
 
 /** Runs the real CLI in a child process over the throwaway data folder. */
-function run(args: string[], stdin?: string): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'bin/gazette.js'), ...args], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, ...env() },
-      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    if (stdin !== undefined) child.stdin!.end(stdin);
-  });
+async function run(args: string[], stdin?: string): Promise<Omit<Finished, 'signal'>> {
+  const { code, stdout, stderr } = await gazette(args, env(), SLOW, stdin);
+  return { code, stdout, stderr };
 }
 
 function inProcess(): App {

@@ -23,12 +23,13 @@ export interface Running {
  * Starts `node bin/gazette.js ARGS` in the repository with exactly `env` (plus PATH and HOME),
  * as a user runs it: nothing of the test process's environment leaks in.
  */
-export function startGazette(args: string[], env: Record<string, string>): Running {
+export function startGazette(args: string[], env: Record<string, string>, stdin?: string): Running {
   const child = spawn(process.execPath, ['bin/gazette.js', ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? os.tmpdir(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (stdin !== undefined) child.stdin!.end(stdin);
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -40,9 +41,9 @@ export function startGazette(args: string[], env: Record<string, string>): Runni
   return { child, done };
 }
 
-/** Runs `gazette ARGS` to its end; a run still going after `timeoutMs` is killed and rejected. */
-export async function gazette(args: string[], env: Record<string, string>, timeoutMs = 150_000): Promise<Finished> {
-  const run = startGazette(args, env);
+/** Runs `gazette ARGS` to its end (`stdin`, when given, piped in); a run still going after `timeoutMs` is killed and rejected. */
+export async function gazette(args: string[], env: Record<string, string>, timeoutMs = 150_000, stdin?: string): Promise<Finished> {
+  const run = startGazette(args, env, stdin);
   return withTimeout(run.done, timeoutMs, `gazette ${args.join(' ')}`, () => run.child.kill('SIGKILL'));
 }
 
