@@ -2,6 +2,7 @@ import { PostgresAdapter, sql, type Kysely } from 'kysely';
 import type { ClaimResult, DeliveryLedger, DeliveryOutcome, DeliveryToSend, OutcomeRecord } from '../delivery/delivery-ledger.ts';
 import type { DeliveryRecords } from '../edition/edition-records.ts';
 import { hotStatement, type HotStatement } from './hot-statements.ts';
+import { retryOnDeadlock } from './retry-on-deadlock.ts';
 import type { Database } from './schema.ts';
 import type { DeliveryCounts, DeliveryStatus, SubscriberDelivery } from '../model/delivery.ts';
 import type { Audience } from '../model/edition.ts';
@@ -187,7 +188,11 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
       if (outcome.status !== 'sent') others.push({ deliveryId, claim, outcome });
       else sent.set(claim, [...(sent.get(claim) ?? []), deliveryId]);
     }
-    await this.db.transaction().execute(async (trx) => {
+    // In id order, as every writer of deliveries goes: fewer lock-order deadlocks between workers.
+    others.sort((a, b) => a.deliveryId - b.deliveryId);
+    for (const ids of sent.values()) ids.sort((a, b) => a - b);
+    await retryOnDeadlock(() => this.db.transaction().execute(async (trx) => {
+      written.clear();
       // The group commit: one statement per claim for every message sent.
       for (const [claim, ids] of sent) {
         for (let i = 0; i < ids.length; i += CHUNK) {
@@ -204,7 +209,7 @@ export class DeliveriesRepo implements DeliveryLedger, DeliveryRecords {
         written.add(row.id);
         if (outcome.status === 'bounced') await suppressBounced(trx, row.subscriber_id, deliveryId, outcome.error, at);
       }
-    });
+    }));
     return records.map((r) => r.deliveryId).filter((id) => !written.has(id));
   }
 
