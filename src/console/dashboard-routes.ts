@@ -3,7 +3,7 @@ import type { App } from '../app.ts';
 import { ContentError, formatContentIssue } from '../errors.ts';
 import type { ConsoleContext } from './console-plugin.ts';
 import { stillSignedIn, zoneOf } from './console-request.ts';
-import { sendProgress, type SendProgress } from './live-streams.ts';
+import { sendProgress, withScheduledAt, type SendProgress } from './live-streams.ts';
 
 /** A send that finished this recently still shows on the dashboard, so its bar is seen reaching the end. */
 const JUST_FINISHED_MS = 30 * 60_000;
@@ -28,7 +28,7 @@ export function registerDashboardRoutes(admin: FastifyInstance, context: Console
     return kit.page(request, reply, 'dashboard', { title: 'Dashboard', section: 'dashboard' }, {
       sends,
       upcoming,
-      recent,
+      recent: withScheduledAt(recent, schedules),
       alerts: [...fireAlerts, ...pauseAlerts, ...alerts],
       zone,
       live: '/admin/live',

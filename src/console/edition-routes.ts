@@ -4,7 +4,7 @@ import { publishedStories } from '../model/content.ts';
 import { AUDIENCES, type Audience, type Edition } from '../model/edition.ts';
 import type { ConsoleContext } from './console-plugin.ts';
 import { field, fields, idParam, stillSignedIn, zoneOf, type Form } from './console-request.ts';
-import { sendProgress } from './live-streams.ts';
+import { sendProgress, withScheduledAt } from './live-streams.ts';
 import { sendFrame } from './preview-frames.ts';
 import { registerSendRoutes } from './send-routes.ts';
 import { timeZoneOptions } from './zone-options.ts';
@@ -16,8 +16,8 @@ export function registerEditionRoutes(admin: FastifyInstance, context: ConsoleCo
   const { app, kit, live } = context;
 
   admin.get('/editions', async (request, reply) => {
-    const editions = await app.editions.recent(100);
-    return kit.page(request, reply, 'editions', { title: 'Editions', section: 'editions' }, { editions, zone: zoneOf(request) });
+    const [editions, schedules] = await Promise.all([app.editions.recent(100), app.schedules.list()]);
+    return kit.page(request, reply, 'editions', { title: 'Editions', section: 'editions' }, { editions: withScheduledAt(editions, schedules), zone: zoneOf(request) });
   });
 
   admin.get<{ Querystring: { story?: string } }>('/editions/new', async (request, reply) => {

@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { EditionStatusReport } from '../edition/edition-status.ts';
+import type { ScheduleView } from '../schedule/manage-schedules.ts';
 import { durationText } from './console-views.ts';
 
 /** How often a stream sends a fresh reading. */
@@ -60,6 +61,12 @@ export class LiveStreams {
   closeAll(): void {
     for (const stop of [...this.open]) stop();
   }
+}
+
+/** Editions as listings show them: a draft with an active one-off schedule carries when it goes out. */
+export function withScheduledAt<E extends { id: number }>(editions: E[], schedules: readonly ScheduleView[]): (E & { scheduledAt: string | undefined; scheduledZone: string | undefined })[] {
+  const due = new Map(schedules.filter((s) => s.kind === 'one-off' && s.status === 'active' && s.edition_id !== null && s.next_fire).map((s) => [s.edition_id!, s.next_fire!]));
+  return editions.map((e) => ({ ...e, scheduledAt: due.get(e.id)?.at, scheduledZone: due.get(e.id)?.timezone }));
 }
 
 /** A send's progress as the console shows it and its live stream sends it. */

@@ -124,6 +124,9 @@ describe('editions in the console', () => {
     expect(schedule).toMatchObject({ kind: 'one-off', edition_id: edition.id, at: '2026-12-07T05:00:00.000Z', timezone: 'Europe/Kyiv' });
     const page = await session.get(`/admin/editions/${edition.id}`);
     expect(page.body).toContain('Scheduled for Mon, 7 Dec 2026, 07:00 Europe/Kyiv');
+    // Listings say a draft is due, and when.
+    expect((await session.get('/admin/editions')).body).toContain('<span class="badge scheduled">scheduled</span> <span class="muted">Mon, 7 Dec 2026, 07:00 Europe/Kyiv</span>');
+    expect((await session.get('/admin')).body).toContain('due Mon, 7 Dec 2026, 07:00 Europe/Kyiv');
     // Cancelling the edition cancels its schedule: it would only fail when it fired.
     await session.post(`/admin/editions/${edition.id}/cancel`);
     expect((await t.app.schedules.list()).find((s) => s.kind === 'one-off')!.status).toBe('cancelled');
