@@ -33,6 +33,7 @@ async function seed(app: App): Promise<{ name: string; path: string }[]> {
   const db = (await app.adapters.store()).db;
   const ids = (await db.selectFrom('deliveries').select('id').where('edition_id', '=', running.id).orderBy('id').limit(800).execute()).map((r) => r.id);
   await db.updateTable('deliveries').set({ status: 'sent', sent_at: new Date(NOW.getTime() - 30_000).toISOString(), updated_at: NOW.toISOString(), attempts: 1 }).where('id', 'in', ids).execute();
+  await db.updateTable('editions').set({ enqueued_at: new Date(NOW.getTime() - 60_000).toISOString() }).where('id', '=', running.id).execute();
   const { edition: paused } = await app.editions.create({ list: 'dispatch', story: 'grain-corridor-shipping' });
   await app.editions.send(paused.id);
   await app.editions.pause(paused.id, 'paused by editor@example.com in the console: resume it from the edition\'s page');

@@ -44,10 +44,12 @@ export async function editionStatus(
   if (!edition) throw new NotFoundError(`no edition ${id}`);
   const counts = await deps.deliveries.counts(id);
   const events = await deps.events.editionCounts(id);
-  const progress = await deps.deliveries.progress(id, new Date(now.getTime() - 60_000));
-  // Over the last minute, or since the send (re)started when that is less: else a young send looks slow.
-  const sinceStart = edition.enqueuedAt ? (now.getTime() - Date.parse(edition.enqueuedAt)) / 1000 : 60;
-  const rate = progress.sentSince / Math.min(60, Math.max(1, sinceStart));
+  // The rate is over the last minute, or since the send (re)started when that is less: a young send
+  // would look slow, and one resumed a moment ago would count what it sent before its pause.
+  const started = edition.enqueuedAt ? Date.parse(edition.enqueuedAt) : Number.NEGATIVE_INFINITY;
+  const since = Math.min(now.getTime() - 1000, Math.max(now.getTime() - 60_000, started));
+  const progress = await deps.deliveries.progress(id, new Date(since));
+  const rate = progress.sentSince / ((now.getTime() - since) / 1000);
   const total = counts.queued + counts.sent + counts.failed + counts.bounced + counts.skipped;
   // A resumed send restarts the clock: the later of the last delivery change and the (re)start.
   const lastChange = [progress.lastUpdate, edition.enqueuedAt].filter((t): t is string => t !== null).sort().pop() ?? null;
