@@ -21,7 +21,7 @@ export interface EditionStatusReport {
   skipped: number;
   /** What came back after sending: bounces reported later (the hard ones are among `bounced` too), complaints, unsubscribes by mail. */
   cameBack: { hardBounces: number; softBounces: number; complaints: number; unsubscribes: number };
-  /** Messages per second over the last minute. */
+  /** Messages per second over the last minute, or since the send (re)started when that is sooner. */
   rate: number;
   /** Seconds until done at that rate; null when unknown. */
   etaSeconds: number | null;
