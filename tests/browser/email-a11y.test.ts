@@ -1,7 +1,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import type { Content } from '../../src/model/content.ts';
@@ -11,7 +11,7 @@ import { emailPalette } from '../../src/render/email-palette.ts';
 import { loadEmailTemplates, type EmailTemplates } from '../../src/render/email-templates.ts';
 import { slotMarker } from '../../src/render/slots.ts';
 import { IMAGE_HOST, placeholderPng, sampleHtml, STRESS_SLUG, storyFiles } from '../fixtures/screens/email-fixtures.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { fileBrowser } from '../helpers/browser.ts';
 import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 
 // What the emails are to a reader who cannot see them as designed: every kind (a digest, a single
@@ -31,8 +31,7 @@ type EmailName = 'digest' | 'story' | 'confirmation' | 'welcome' | 'themed diges
 /** Each email's HTML with the recipient slots filled. */
 const emails = {} as Record<EmailName, string>;
 let themed: Content;
-let browser: Browser | undefined;
-let launchError: unknown;
+const chromium = fileBrowser();
 
 const filled = sampleHtml;
 
@@ -64,13 +63,7 @@ function welcome(templates: EmailTemplates, content: Content): Promise<CompiledE
 }
 
 beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message (a throw here would
-  // only fail the file and list the tests as skipped).
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
+  await chromium.launch();
   const templates = await loadEmailTemplates(TEMPLATES_DIR);
   const content = await loadContent(await tempContentDir(storyFiles()));
   expect(content.stories).toHaveLength(10);
@@ -91,7 +84,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await chromium.close();
 });
 
 const pngCache = new Map<string, Buffer>();
@@ -101,8 +94,7 @@ const pngCache = new Map<string, Buffer>();
  * generated PNG of that size; every other request is aborted, so nothing leaves the machine.
  */
 async function openEmail(html: string, width: number, scheme: 'light' | 'dark'): Promise<{ page: Page; close: () => Promise<void> }> {
-  if (!browser) throw launchError;
-  const context = await browser.newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1 });
+  const context = await chromium.get().newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   await page.emulateMedia({ colorScheme: scheme });
   await page.route('**/*', async (route) => {

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import { createMessageSigner } from '../../src/delivery/dkim.ts';
@@ -10,7 +10,7 @@ import { writePreview } from '../../src/edition/write-preview.ts';
 import { TokenSigner } from '../../src/links/tokens.ts';
 import { loadEmailTemplates } from '../../src/render/email-templates.ts';
 import { IMAGE_HOST, placeholderPng, STORIES, STRESS_SLUG, storyFiles } from '../fixtures/screens/email-fixtures.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { fileBrowser } from '../helpers/browser.ts';
 
 // Renders a 10-story digest and one full story with the real templates, opens them in Chromium
 // at phone and desktop widths, and checks what a reader would notice: sideways scrolling,
@@ -26,17 +26,10 @@ const WIDTHS = [375, 800] as const;
 /** The rendered previews, as HTML. */
 const html: Record<'digest' | 'story', string> = { digest: '', story: '' };
 let contentDir: string;
-let browser: Browser | undefined;
-let launchError: unknown;
+const chromium = fileBrowser();
 
 beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message (a throw here would
-  // only fail the file and list the tests as skipped).
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
+  await chromium.launch();
   contentDir = await mkdtemp(path.join(os.tmpdir(), 'gazette-email-layout-'));
   await mkdir(path.join(contentDir, 'stories'), { recursive: true });
   await writeFile(path.join(contentDir, 'site.yaml'), await readFile(SITE_YAML, 'utf8'));
@@ -58,7 +51,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await chromium.close();
   if (contentDir) await rm(contentDir, { recursive: true, force: true });
 });
 
@@ -70,8 +63,7 @@ const pngCache = new Map<string, Buffer>();
  * the machine and a template that starts fetching something shows up.
  */
 async function openEmail(source: string, width: number): Promise<{ page: Page; unexpected: string[]; close: () => Promise<void> }> {
-  if (!browser) throw launchError;
-  const context = await browser.newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1 });
+  const context = await chromium.get().newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const unexpected: string[] = [];
   await page.route('**/*', async (route) => {

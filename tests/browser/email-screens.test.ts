@@ -1,5 +1,4 @@
 import { rm } from 'node:fs/promises';
-import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadContent } from '../../src/content/load-content.ts';
 import { composeEdition } from '../../src/edition/compose-edition.ts';
@@ -7,7 +6,7 @@ import { compileEdition, compileEmail } from '../../src/render/compile-edition.t
 import { loadEmailTemplates } from '../../src/render/email-templates.ts';
 import { slotMarker } from '../../src/render/slots.ts';
 import { placeholderPng, sampleHtml, storyFiles } from '../fixtures/screens/email-fixtures.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { fileBrowser } from '../helpers/browser.ts';
 import { expectMatchesGolden } from '../helpers/golden-screens.ts';
 import { tempContentDir, TEMPLATES_DIR } from '../helpers/content-dir.ts';
 
@@ -26,19 +25,12 @@ type EmailName = 'digest' | 'story' | 'confirm';
 /** Each email's HTML with the recipient slots filled. */
 const emails = {} as Record<EmailName, string>;
 const contentDirs: string[] = [];
-let browser: Browser | undefined;
-let launchError: unknown;
+const chromium = fileBrowser();
 
 const filled = sampleHtml;
 
 beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message (a throw here would
-  // only fail the file and list the tests as skipped).
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
+  await chromium.launch();
   const templates = await loadEmailTemplates(TEMPLATES_DIR);
   const digestDir = await tempContentDir(storyFiles());
   const goldenDir = await tempContentDir({}, { withGolden: true });
@@ -67,7 +59,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await chromium.close();
   for (const dir of contentDirs) await rm(dir, { recursive: true, force: true });
 });
 
@@ -84,8 +76,7 @@ function placeholderFor(url: string): Buffer {
 
 /** A full-page screenshot of `html` at `width` px, once every image and font is in. */
 async function screenshot(html: string, width: number): Promise<Buffer> {
-  if (!browser) throw launchError;
-  const context = await browser.newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1, reducedMotion: 'reduce', colorScheme: 'light' });
+  const context = await chromium.get().newContext({ viewport: { width, height: 800 }, deviceScaleFactor: 1, reducedMotion: 'reduce', colorScheme: 'light' });
   try {
     const page = await context.newPage();
     // Every request leaves for some other host (the page itself is set, not loaded): each one gets

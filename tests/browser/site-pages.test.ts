@@ -2,7 +2,7 @@ import { AxeBuilder } from '@axe-core/playwright';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { screenshot, seedTour, TOUR_NOW, withPage, type TourPage } from '../../scripts/screenshots.ts';
-import { launchBrowser } from '../helpers/browser.ts';
+import { fileBrowser } from '../helpers/browser.ts';
 import { expectMatchesGolden } from '../helpers/golden-screens.ts';
 import { testServer, type TestServer } from '../helpers/server.ts';
 
@@ -24,17 +24,10 @@ const GOLDENS = [
 let t: TestServer | undefined;
 let base = '';
 let paths = new Map<string, string>();
-let browser: Browser | undefined;
-let launchError: unknown;
+const chromium = fileBrowser();
 
 beforeAll(async () => {
-  // A missing Chromium fails every test below with the launcher's message (a throw here would
-  // only fail the file and list the tests as skipped).
-  try {
-    browser = await launchBrowser();
-  } catch (error) {
-    launchError = error;
-  }
+  await chromium.launch();
   t = await testServer({ now: () => TOUR_NOW });
   await t.server.listen({ port: 0, host: '127.0.0.1' });
   const address = t.server.server.address();
@@ -43,15 +36,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await browser?.close();
+  await chromium.close();
   await t?.close();
 });
 
 const urlOf = (name: string) => base + paths.get(name)!;
-const started = (): Browser => {
-  if (!browser) throw launchError;
-  return browser;
-};
+const started = (): Browser => chromium.get();
 
 describe('accessibility', () => {
   it.each(PAGES)('%s has no serious or critical WCAG 2 A/AA violation, in light or dark mode', async (name) => {

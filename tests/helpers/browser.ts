@@ -31,3 +31,37 @@ export async function launchBrowser(): Promise<Browser> {
     throw new Error(`could not launch Chromium at ${CHROMIUM_PATH}: ${(cause as Error).message}`, { cause });
   }
 }
+
+/** A test file's Chromium: launched in its beforeAll, closed in its afterAll. */
+export interface FileBrowser {
+  /** Launches Chromium; a failure is kept and thrown by get(), never here. */
+  launch(): Promise<void>;
+  /** The browser; throws the launcher's message when Chromium could not start. */
+  get(): Browser;
+  close(): Promise<void>;
+}
+
+/**
+ * The browser of one test file. A missing Chromium fails every test with the launcher's message:
+ * a throw in beforeAll would only fail the file and list its tests as skipped.
+ */
+export function fileBrowser(): FileBrowser {
+  let browser: Browser | undefined;
+  let launchError: unknown;
+  return {
+    async launch() {
+      try {
+        browser = await launchBrowser();
+      } catch (error) {
+        launchError = error;
+      }
+    },
+    get() {
+      if (!browser) throw launchError;
+      return browser;
+    },
+    async close() {
+      await browser?.close();
+    },
+  };
+}

@@ -3,7 +3,7 @@ import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
 import type { WorkerSettings } from '../../src/app.ts';
 import type { RunningScheduler } from '../../src/schedule/schedule-use-cases.ts';
-import { launchBrowser } from './browser.ts';
+import { fileBrowser } from './browser.ts';
 import { testServer, type TestServer } from './server.ts';
 import { startSmtpRecorder, type SmtpRecorder } from './smtp-recorder.ts';
 
@@ -39,8 +39,7 @@ export function consoleSite(options: ConsoleSiteOptions = {}): ConsoleSite {
   let base = '';
   let t: TestServer | undefined;
   let recorder: SmtpRecorder | undefined;
-  let browser: Browser | undefined;
-  let launchError: unknown;
+  const chromium = fileBrowser();
   let scheduler: RunningScheduler | undefined;
   const stopWorker = new AbortController();
   let workerRun: Promise<void> | undefined;
@@ -48,12 +47,7 @@ export function consoleSite(options: ConsoleSiteOptions = {}): ConsoleSite {
   const schedulerLog: string[] = [];
 
   beforeAll(async () => {
-    // A missing Chromium fails every test with the launcher's message, as servedSite() does.
-    try {
-      browser = await launchBrowser();
-    } catch (error) {
-      launchError = error;
-    }
+    await chromium.launch();
     recorder = await startSmtpRecorder();
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
@@ -74,7 +68,7 @@ export function consoleSite(options: ConsoleSiteOptions = {}): ConsoleSite {
 
   afterAll(async () => {
     // The browser first (its event streams hold the server open), then what writes to the store, then the store.
-    await browser?.close();
+    await chromium.close();
     await scheduler?.stop();
     stopWorker.abort();
     await workerRun;
@@ -95,10 +89,7 @@ export function consoleSite(options: ConsoleSiteOptions = {}): ConsoleSite {
       return recorder;
     },
     schedulerLog,
-    browser() {
-      if (!browser) throw launchError;
-      return browser;
-    },
+    browser: () => chromium.get(),
     workerHealthy() {
       if (workerError) throw new Error(`the background worker stopped: ${(workerError as Error).message}`, { cause: workerError });
     },

@@ -1,7 +1,7 @@
 import { createServer } from 'node:net';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll } from 'vitest';
-import { launchBrowser } from './browser.ts';
+import { fileBrowser } from './browser.ts';
 import { testServer, type TestServer } from './server.ts';
 
 /** The real server a browser test file drives, and the Chromium that drives it. */
@@ -17,23 +17,16 @@ export interface ServedSite {
 export function servedSite(): ServedSite {
   let base = '';
   let t: TestServer | undefined;
-  let browser: Browser | undefined;
-  let launchError: unknown;
+  const chromium = fileBrowser();
   beforeAll(async () => {
-    // A missing Chromium fails every test with the launcher's message (a throw here would only
-    // fail the file and list the tests as skipped).
-    try {
-      browser = await launchBrowser();
-    } catch (error) {
-      launchError = error;
-    }
+    await chromium.launch();
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     t = await testServer({ env: { BASE_URL: base } });
     await t.server.listen({ port, host: '127.0.0.1' });
   });
   afterAll(async () => {
-    await browser?.close();
+    await chromium.close();
     await t?.close();
   });
   return {
@@ -44,10 +37,7 @@ export function servedSite(): ServedSite {
       if (!t) throw new Error('the test server is not started yet (use it inside a test)');
       return t;
     },
-    browser() {
-      if (!browser) throw launchError;
-      return browser;
-    },
+    browser: () => chromium.get(),
   };
 }
 
